@@ -1,0 +1,213 @@
+"""Every error glm-agent raises, as one tree.
+
+```
+GlmAgentError
+├── ModelRetry                  the model must try again; the message is written back to it
+│   ├── ToolArgumentsError      arguments failed validation against the tool's schema
+│   ├── UnknownToolError        a tool name that is not registered (with did-you-mean)
+│   └── OutputValidationError   a final answer that does not fit the output type
+├── UserError                   a usage mistake by the developer; fix the code or config
+│   ├── ToolDefinitionError     a tool that cannot be described (missing docs, bad types)
+│   ├── DuplicateToolError      two tools with one name in a registry
+│   ├── ConfigError             a bad config file (names file, line and key)
+│   └── MissingDependencyError  an optional dependency is not installed (names the extra)
+└── RunError                    the run failed
+    ├── MaxStepsExceeded        more model turns than allowed
+    ├── UsageLimitExceeded      tokens or requests over the limit
+    ├── RetriesExhausted        the model kept making correctable mistakes past the budget
+    ├── ModelError              the model backend failed
+    │   └── ModelHTTPError      an HTTP backend answered with an error status
+    ├── ContextLengthError      a request that does not fit the model's context
+    └── RunCancelled            the run was cancelled
+```
+
+Exceptions hold data and never log or do I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigError",
+    "ContextLengthError",
+    "DuplicateToolError",
+    "GlmAgentError",
+    "MaxStepsExceeded",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelRetry",
+    "OutputValidationError",
+    "RetriesExhausted",
+    "RunCancelled",
+    "RunError",
+    "ToolArgumentsError",
+    "ToolDefinitionError",
+    "UnknownToolError",
+    "UsageLimitExceeded",
+    "UserError",
+    "did_you_mean",
+]
+
+
+def did_you_mean(name: str, options: Sequence[str]) -> str | None:
+    """The closest of `options` to `name`, if any is close enough to suggest."""
+    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+class GlmAgentError(Exception):
+    """Base class of every error glm-agent raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- the model must retry ---------------------------------------------------------------------
+
+
+class ModelRetry(GlmAgentError):
+    """Raised (by a tool, a validator or the loop) to ask the model to try again.
+
+    The message is written back to the model as the tool result or as a user turn.
+    """
+
+
+class ToolArgumentsError(ModelRetry):
+    """The arguments of a tool call failed validation."""
+
+    def __init__(self, tool_name: str, errors: Sequence[str]) -> None:
+        self.tool_name = tool_name
+        self.errors = list(errors)
+        detail = "; ".join(self.errors)
+        super().__init__(f"invalid arguments for tool {tool_name!r}: {detail}")
+
+
+class UnknownToolError(ModelRetry):
+    """The model called a tool that is not registered."""
+
+    def __init__(self, tool_name: str, valid_names: Sequence[str]) -> None:
+        self.tool_name = tool_name
+        self.valid_names = sorted(valid_names)
+        guess = did_you_mean(tool_name, self.valid_names)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        names = ", ".join(self.valid_names) or "(none)"
+        super().__init__(f"unknown tool {tool_name!r}{hint} tools: {names}")
+
+
+class OutputValidationError(ModelRetry):
+    """The final answer did not validate against the agent's output type."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("the answer does not match the required output: " + "; ".join(errors))
+
+
+# --- usage mistakes ---------------------------------------------------------------------------
+
+
+class UserError(GlmAgentError):
+    """A usage mistake by the developer: the code or configuration must change."""
+
+
+class ToolDefinitionError(UserError):
+    """A tool cannot be described to the model (missing docstring entries, bad types...)."""
+
+
+class DuplicateToolError(UserError):
+    """Two tools with the same name in one registry."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"duplicate tool name {name!r}: tool names must be unique in a registry")
+
+
+class ConfigError(UserError):
+    """A configuration file is invalid. Names the file, line and key where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        where = ""
+        if path is not None:
+            where = path if line is None else f"{path}:{line}"
+        if key:
+            where = f"{where} ({key})" if where else key
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class MissingDependencyError(UserError):
+    """An optional dependency is missing; the message says which extra installs it."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        self.package = package
+        self.extra = extra
+        why = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f'{package} is required{why}; install it with: pip install "glm-agent[{extra}]"'
+        )
+
+
+# --- run failures -----------------------------------------------------------------------------
+
+
+class RunError(GlmAgentError):
+    """The run failed; the partial transcript is attached when there is one."""
+
+    def __init__(self, message: str, *, messages: Sequence[object] | None = None) -> None:
+        super().__init__(message)
+        self.messages = list(messages) if messages is not None else []
+
+
+class MaxStepsExceeded(RunError):
+    """The model took more turns than `max_steps` allows."""
+
+
+class UsageLimitExceeded(RunError):
+    """Tokens or requests went over a usage limit."""
+
+
+class RetriesExhausted(RunError):
+    """The model kept making correctable mistakes past the retry budget."""
+
+
+class ModelError(RunError):
+    """The model backend failed."""
+
+
+class ModelHTTPError(ModelError):
+    """An HTTP model backend answered with an error status."""
+
+    def __init__(self, status_code: int, body: str, *, model: str = "") -> None:
+        self.status_code = status_code
+        self.body = body
+        self.model = model
+        short = body if len(body) <= 500 else body[:500] + "..."
+        super().__init__(f"model {model or '(unnamed)'} answered HTTP {status_code}: {short}")
+
+
+class ContextLengthError(RunError):
+    """A request does not fit the model's context window or the device's memory."""
+
+    def __init__(self, message: str, *, needed: int | None = None, limit: int | None = None):
+        self.needed = needed
+        self.limit = limit
+        super().__init__(message)
+
+
+class RunCancelled(RunError):
+    """The run was cancelled before it finished."""
