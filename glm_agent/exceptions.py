@@ -18,6 +18,7 @@ GlmAgentError
     ├── ModelError              the model backend failed
     │   └── ModelHTTPError      an HTTP backend answered with an error status
     ├── ContextLengthError      a request that does not fit the model's context
+    ├── SessionConflictError    a session changed since it was loaded (versioned append)
     └── RunCancelled            the run was cancelled
 ```
 
@@ -43,6 +44,7 @@ __all__ = [
     "RetriesExhausted",
     "RunCancelled",
     "RunError",
+    "SessionConflictError",
     "ToolArgumentsError",
     "ToolDefinitionError",
     "UnknownToolError",
@@ -207,6 +209,20 @@ class ContextLengthError(RunError):
         self.needed = needed
         self.limit = limit
         super().__init__(message)
+
+
+class SessionConflictError(RunError):
+    """Another worker appended to a session after it was loaded; reload it and try again."""
+
+    def __init__(self, tenant: str, session_id: str, *, expected: int, actual: int) -> None:
+        self.tenant = tenant
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"session {session_id!r} of tenant {tenant!r} is at version {actual}, not the "
+            f"expected {expected}: another worker appended to it; reload the session and retry"
+        )
 
 
 class RunCancelled(RunError):

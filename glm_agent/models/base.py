@@ -27,33 +27,74 @@ from glm_agent.messages import (
 )
 from glm_agent.settings import ModelSettings
 
-__all__ = ["ChatModel", "events_from_response", "run_sync"]
+__all__ = ["ChatModel", "events_from_response", "iterate_sync", "run_sync"]
 
 T = TypeVar("T")
 
 
+class _BackgroundLoop:
+    """One event loop in a daemon thread that runs every sync call.
+
+    Reusing it (instead of `asyncio.run` per call) keeps a sync call cheap: no new loop, no
+    new executor threads, no signal-handler bookkeeping per call.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="glm-agent-sync", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+
+_BACKGROUND = _BackgroundLoop()
+
+
 def run_sync(coro: Any) -> Any:
     """Run a coroutine to completion from sync code, also when a loop is already running."""
+    loop = _BACKGROUND.get()
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside a running loop (a notebook, a sync tool): use a helper thread.
-    result: list[Any] = []
-    error: list[BaseException] = []
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError("a sync glm-agent call was made from inside an async one; await it")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def target() -> None:
+
+def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from sync code; items arrive as they are produced."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    async def pump() -> None:
         try:
-            result.append(asyncio.run(coro))
-        except BaseException as e:  # re-raised in the caller's thread
-            error.append(e)
+            async for item in agen:
+                q.put(("item", item))
+        except BaseException as e:  # handed to the consuming thread
+            q.put(("error", e))
+        finally:
+            q.put(("done", None))
 
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join()
-    if error:
-        raise error[0]
-    return result[0]
+    future = asyncio.run_coroutine_threadsafe(pump(), _BACKGROUND.get())
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "item":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                break
+    finally:
+        future.cancel()
 
 
 def events_from_response(response: ModelResponse) -> Iterator[ModelStreamEvent]:
@@ -125,29 +166,7 @@ class ChatModel(abc.ABC):
         settings: ModelSettings | None = None,
     ) -> Iterator[ModelStreamEvent]:
         """Blocking form of `request_stream`: events are yielded as the model produces them."""
-        q: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in self.request_stream(messages, tools, settings):
-                    q.put(("event", event))
-            except BaseException as e:  # handed to the consuming thread
-                q.put(("error", e))
-            finally:
-                q.put(("done", None))
-
-        t = threading.Thread(target=lambda: asyncio.run(pump()), daemon=True)
-        t.start()
-        while True:
-            kind, item = q.get()
-            if kind == "event":
-                yield item
-            elif kind == "error":
-                t.join()
-                raise item
-            else:
-                break
-        t.join()
+        yield from iterate_sync(self.request_stream(messages, tools, settings))
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release resources (HTTP pools, GPU memory). The default does nothing."""

@@ -1,0 +1,108 @@
+"""Executing one turn's tool calls: validation, approval, concurrency, errors for the model."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from glm_agent.approval import Approval, ApprovalHandler, Approved, Deferred, Rejected
+from glm_agent.exceptions import ModelRetry, ToolArgumentsError, UnknownToolError
+from glm_agent.messages import ToolCall
+from glm_agent.results import ToolCallRecord
+from glm_agent.tools import RunContext, Tool, ToolRegistry, format_tool_result
+
+__all__ = ["decode_arguments", "execute_calls"]
+
+
+def decode_arguments(tool_name: str, arguments: str) -> dict[str, Any]:
+    """A call's JSON arguments as a dict; bad JSON is a correctable `ToolArgumentsError`."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ToolArgumentsError(tool_name, [f"arguments are not valid JSON ({e.msg})"]) from None
+    if not isinstance(value, dict):
+        raise ToolArgumentsError(tool_name, ["arguments must be a JSON object"])
+    return value
+
+
+async def _decide(
+    handler: ApprovalHandler | None, ctx: RunContext[Any], call: ToolCall, args: dict[str, Any]
+) -> Approval:
+    if handler is None:
+        return Deferred()
+    decision = handler(ctx, call, args)
+    if inspect.isawaitable(decision):
+        decision = await decision
+    if decision is True:
+        return Approved()
+    if decision is False:
+        return Rejected()
+    assert isinstance(decision, Approved | Rejected | Deferred)
+    return decision
+
+
+async def _run_one(
+    call: ToolCall,
+    registry: ToolRegistry,
+    ctx: RunContext[Any],
+    approval_handler: ApprovalHandler | None,
+    decided: Mapping[str, Approval],
+) -> ToolCallRecord:
+    start = time.perf_counter()
+
+    def record(status: Any, content: str) -> ToolCallRecord:
+        return ToolCallRecord(call, status, content, time.perf_counter() - start)
+
+    try:
+        tool: Tool = registry.get(call.name)
+    except UnknownToolError as e:
+        return record("unknown_tool", e.message)
+    call_ctx = dataclasses.replace(ctx, tool_name=call.name, tool_call_id=call.id)
+    try:
+        args = decode_arguments(call.name, call.arguments)
+        tool.validate(args)
+    except ToolArgumentsError as e:
+        return record("invalid_arguments", e.message + ". Fix the arguments and call it again.")
+    if tool.policy.requires_approval:
+        decision = decided.get(call.id) or await _decide(approval_handler, call_ctx, call, args)
+        if isinstance(decision, Deferred):
+            return record("deferred", "waiting for approval")
+        if isinstance(decision, Rejected):
+            return record("rejected", f"the call was not approved: {decision.reason}")
+        call_ctx.approved = True
+    try:
+        value = await tool.run(args, call_ctx)
+    except ToolArgumentsError as e:
+        return record("invalid_arguments", e.message)
+    except ModelRetry as e:
+        return record("error", e.message)
+    except TimeoutError:
+        return record("timeout", f"tool {call.name!r} timed out after {tool.policy.timeout:g} s")
+    except Exception as e:  # a tool's own failure is reported to the model, not raised
+        return record("error", f"tool {call.name!r} failed: {type(e).__name__}: {e}")
+    return record("ok", format_tool_result(value))
+
+
+async def execute_calls(
+    calls: Sequence[ToolCall],
+    registry: ToolRegistry,
+    ctx: RunContext[Any],
+    *,
+    approval_handler: ApprovalHandler | None = None,
+    decided: Mapping[str, Approval] | None = None,
+) -> list[ToolCallRecord]:
+    """Run the calls of one turn concurrently, each under its tool's policy.
+
+    Never raises for a tool's failure: every outcome becomes a record whose `content` is what
+    the model is told. Results come back in the order of `calls`.
+    """
+    decided = decided or {}
+    tasks = [_run_one(c, registry, ctx, approval_handler, decided) for c in calls]
+    if len(tasks) == 1:
+        return [await tasks[0]]
+    return list(await asyncio.gather(*tasks))

@@ -1,0 +1,299 @@
+"""The tool-calling loop: model turn → tool calls → execution → results → next turn.
+
+One readable loop (`Planner.run`) over typed step records. Everything the model got wrong and
+can correct (bad arguments, an unknown tool, a failing tool, an answer that does not fit the
+output type) is written back to it, within a retry budget; past the budget the run fails with
+`RetriesExhausted`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from glm_agent._execution import decode_arguments, execute_calls
+from glm_agent._output import OUTPUT_TOOL_NAME, OutputSchema
+from glm_agent.approval import Approval, ApprovalHandler
+from glm_agent.exceptions import (
+    MaxStepsExceeded,
+    ModelRetry,
+    RetriesExhausted,
+    RunCancelled,
+    UsageLimitExceeded,
+    UserError,
+)
+from glm_agent.messages import (
+    AssistantMessage,
+    Message,
+    ModelResponse,
+    ResponseDone,
+    ToolCall,
+    ToolDefinition,
+    ToolMessage,
+    Usage,
+    UserMessage,
+)
+from glm_agent.models import ChatModel
+from glm_agent.results import (
+    AgentStreamEvent,
+    RunResult,
+    StepRecord,
+    StepStart,
+    ToolCallRecord,
+    ToolResultEvent,
+    UsageLimits,
+)
+from glm_agent.settings import ModelSettings
+from glm_agent.tools import RunContext, ToolRegistry
+
+__all__ = ["Emit", "Planner", "pending_calls"]
+
+Emit = Callable[[AgentStreamEvent], Awaitable[None]]
+"""Receives stream events as they happen."""
+
+_FAILED = {"error", "invalid_arguments", "unknown_tool", "timeout"}
+
+
+def pending_calls(messages: Sequence[Message]) -> list[ToolCall]:
+    """Tool calls of the last assistant turn that have no result yet (deferred approvals)."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if isinstance(m, AssistantMessage):
+            answered = {x.tool_call_id for x in messages[i + 1 :] if isinstance(x, ToolMessage)}
+            return [c for c in m.tool_calls if c.id not in answered]
+    return []
+
+
+@dataclass
+class Planner:
+    """Runs the loop for one agent configuration."""
+
+    model: ChatModel
+    registry: ToolRegistry
+    output: OutputSchema[Any] | None = None
+    settings: ModelSettings = field(default_factory=ModelSettings)
+    max_steps: int = 10
+    retries: int = 2
+    usage_limits: UsageLimits | None = None
+    approval_handler: ApprovalHandler | None = None
+
+    def tool_definitions(self, tool_choice: str | None) -> list[ToolDefinition]:
+        """What the model is offered this turn."""
+        if tool_choice == "none":
+            return [self.output.definition] if self.output else []
+        defs = self.registry.definitions()
+        return [*defs, self.output.definition] if self.output else defs
+
+    async def run(
+        self,
+        messages: list[Message],
+        ctx: RunContext[Any],
+        *,
+        new_from: int = 0,
+        approvals: Mapping[str, Approval] | None = None,
+        emit: Emit | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> RunResult[Any]:
+        """Run until a final answer.
+
+        Args:
+            messages: The full conversation to send (system prompt, history, the new turn).
+                Extended in place: it becomes the transcript.
+            ctx: The context tools receive (deps, session, tenant).
+            new_from: Index of the first message this run added (for `new_messages`).
+            approvals: Decisions for calls deferred by an earlier run, by call id.
+            emit: Receives stream events; when set the model is streamed.
+            cancelled: Polled between steps; true ends the run with `RunCancelled`.
+        """
+        start = time.perf_counter()
+        steps: list[StepRecord] = []
+        usage = Usage()
+        failures: Counter[str] = Counter()
+        first_choice = self.settings.tool_choice
+        tools_called = False
+
+        def finish(output: Any, deferred: list[ToolCall] | None = None) -> RunResult[Any]:
+            return RunResult(
+                output=output,
+                messages=messages,
+                new_messages=messages[new_from:],
+                steps=steps,
+                usage=usage,
+                seconds=time.perf_counter() - start,
+                status="deferred" if deferred else "completed",
+                deferred_calls=deferred or [],
+                session_id=ctx.session_id,
+            )
+
+        # Calls left waiting for approval by an earlier run are settled before the model runs.
+        pending = pending_calls(messages)
+        if pending:
+            records = await execute_calls(
+                pending,
+                self.registry,
+                ctx,
+                approval_handler=self.approval_handler,
+                decided=approvals or {},
+            )
+            deferred = await self._record_results(records, messages, emit)
+            if deferred:
+                return finish(None, deferred)
+
+        step = 0
+        while True:
+            step += 1
+            if cancelled is not None and cancelled():
+                raise RunCancelled(f"run cancelled before step {step}", messages=messages)
+            if step > self.max_steps:
+                raise MaxStepsExceeded(
+                    f"the model took more than max_steps={self.max_steps} turns without a "
+                    "final answer",
+                    messages=messages,
+                )
+            if (
+                self.usage_limits
+                and self.usage_limits.request_limit is not None
+                and (usage.requests >= self.usage_limits.request_limit)
+            ):
+                raise UsageLimitExceeded(
+                    f"request_limit of {self.usage_limits.request_limit} reached",
+                    messages=messages,
+                )
+            # A forced tool_choice holds until a tool has been called; after that the model
+            # must be free to answer from the results.
+            choice = None if tools_called else first_choice
+            settings = self.settings.model_copy(update={"tool_choice": choice})
+            ctx.step, ctx.usage, ctx.messages = step, usage, messages
+            t_step = time.perf_counter()
+            if emit is not None:
+                await emit(StepStart(step=step))
+            response = await self._model_turn(
+                messages, self.tool_definitions(choice), settings, emit
+            )
+            model_seconds = time.perf_counter() - t_step
+            usage = usage + response.usage
+            over = self.usage_limits.exceeded(usage) if self.usage_limits else None
+            if over:
+                raise UsageLimitExceeded(over, messages=messages)
+            reply = response.message
+            messages.append(reply)
+            record = StepRecord(step, response, model_seconds=model_seconds)
+            steps.append(record)
+
+            calls = list(reply.tool_calls)
+            if not calls:
+                try:
+                    output = self._final_from_text(reply.content or "", choice)
+                except ModelRetry as e:
+                    self._count_failure(failures, "output", e.message, messages)
+                    messages.append(UserMessage(content=e.message))
+                    record.total_seconds = time.perf_counter() - t_step
+                    continue
+                record.total_seconds = time.perf_counter() - t_step
+                return finish(output)
+
+            tools_called = True
+            t_tools = time.perf_counter()
+            output_calls = [c for c in calls if c.name == OUTPUT_TOOL_NAME and self.output]
+            tool_calls = [c for c in calls if c not in output_calls]
+            records = await execute_calls(
+                tool_calls, self.registry, ctx, approval_handler=self.approval_handler
+            )
+            final: list[Any] = []
+            for call in output_calls:
+                records.append(self._output_record(call, final))
+            records.sort(key=lambda r: calls.index(r.call))
+            record.tool_calls = records
+            record.tools_seconds = time.perf_counter() - t_tools
+            deferred = await self._record_results(records, messages, emit)
+            for r in records:
+                if r.status in _FAILED:
+                    key = "output" if r.call.name == OUTPUT_TOOL_NAME else r.call.name
+                    self._count_failure(failures, key, r.content, messages)
+                elif r.status == "ok":
+                    failures.pop(r.call.name, None)
+            record.total_seconds = time.perf_counter() - t_step
+            if deferred:
+                return finish(None, deferred)
+            if final:
+                return finish(final[0])
+
+    async def _model_turn(
+        self,
+        messages: list[Message],
+        tools: list[ToolDefinition],
+        settings: ModelSettings,
+        emit: Emit | None,
+    ) -> ModelResponse:
+        if emit is None:
+            return await self.model.request(messages, tools, settings)
+        response: ModelResponse | None = None
+        async for event in self.model.request_stream(messages, tools, settings):
+            if isinstance(event, ResponseDone):
+                response = event.response
+            else:
+                await emit(event)
+        if response is None:
+            raise UserError(f"{self.model!r} ended its stream without a ResponseDone event")
+        return response
+
+    def _final_from_text(self, text: str, choice: str | None) -> Any:
+        if choice not in (None, "auto", "none"):
+            names = ", ".join(self.registry.names)
+            wanted = "one of the tools" if choice == "required" else f"the tool {choice!r}"
+            raise ModelRetry(f"you must call {wanted} before answering; tools: {names}")
+        if self.output is None:
+            return text
+        return self.output.validate_text(text)
+
+    def _output_record(self, call: ToolCall, final: list[Any]) -> ToolCallRecord:
+        assert self.output is not None
+        try:
+            final.append(self.output.validate_args(decode_arguments(call.name, call.arguments)))
+        except ModelRetry as e:
+            return ToolCallRecord(call, "invalid_arguments", e.message)
+        return ToolCallRecord(call, "ok", "final result accepted")
+
+    async def _record_results(
+        self, records: list[ToolCallRecord], messages: list[Message], emit: Emit | None
+    ) -> list[ToolCall]:
+        """Append the results to the transcript; returns the calls still waiting for approval."""
+        deferred = []
+        for r in records:
+            if r.status == "deferred":
+                deferred.append(r.call)
+                continue
+            messages.append(
+                ToolMessage(
+                    content=r.content,
+                    tool_call_id=r.call.id,
+                    name=r.call.name,
+                    is_error=r.status not in ("ok",),
+                )
+            )
+            if emit is not None:
+                await emit(
+                    ToolResultEvent(
+                        call=r.call, status=r.status, content=r.content, seconds=r.seconds
+                    )
+                )
+        return deferred
+
+    def _count_failure(
+        self, failures: Counter[str], key: str, detail: str, messages: list[Message]
+    ) -> None:
+        failures[key] += 1
+        limit = self.retries
+        if key in self.registry:
+            policy_limit = self.registry.get(key).policy.max_retries
+            limit = policy_limit if policy_limit is not None else limit
+        if failures[key] > limit:
+            what = "the final answer" if key == "output" else f"tool {key!r}"
+            raise RetriesExhausted(
+                f"{what} failed {failures[key]} times, over the retry budget of {limit}; "
+                f"last error: {detail}",
+                messages=messages,
+            )
