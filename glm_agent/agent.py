@@ -243,6 +243,16 @@ class Agent(Generic[OutputT]):
         """Blocking form of `astream`: events are yielded as they happen."""
         yield from iterate_sync(self.astream(prompt, **kwargs))
 
+    @classmethod
+    def from_yaml(cls, path: str, *, environment: str | None = None) -> Agent[Any]:
+        """Build an agent from an `agent.yaml` (model, tools, knowledge, memory, limits).
+
+        Errors name the file, line and key.
+        """
+        from glm_agent.agent_config import load_agent
+
+        return load_agent(path, environment=environment)
+
     @overload
     def tool(self, fn: Callable[..., Any], /) -> Tool: ...
 
