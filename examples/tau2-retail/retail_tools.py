@@ -17,14 +17,30 @@ from typing import Any
 
 from glm_agent import ModelRetry, RunContext
 
-ORDER_FIELDS = ("order_id", "user_id", "address", "items", "status", "fulfillments",
-                "payment_history")
-ORDER_OPTIONAL = ("cancel_reason", "exchange_items", "exchange_new_items",
-                  "exchange_payment_method_id", "exchange_price_difference", "return_items",
-                  "return_payment_method_id")
+ORDER_FIELDS = (
+    "order_id",
+    "user_id",
+    "address",
+    "items",
+    "status",
+    "fulfillments",
+    "payment_history",
+)
+ORDER_OPTIONAL = (
+    "cancel_reason",
+    "exchange_items",
+    "exchange_new_items",
+    "exchange_payment_method_id",
+    "exchange_price_difference",
+    "return_items",
+    "return_payment_method_id",
+)
 ADDRESS_FIELDS = ("address1", "address2", "city", "country", "state", "zip")
-PAYMENT_FIELDS = {"credit_card": ("source", "id", "brand", "last_four"),
-                  "gift_card": ("source", "id", "balance"), "paypal": ("source", "id")}
+PAYMENT_FIELDS = {
+    "credit_card": ("source", "id", "brand", "last_four"),
+    "gift_card": ("source", "id", "balance"),
+    "paypal": ("source", "id"),
+}
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 
 
@@ -95,10 +111,12 @@ def _address(a: dict[str, Any]) -> dict[str, Any]:
 def _order_record(o: dict[str, Any]) -> dict[str, Any]:
     out = {k: o[k] for k in ORDER_FIELDS}
     out["address"] = _address(o["address"])
-    out["items"] = [{k: i[k] for k in ("name", "product_id", "item_id", "price", "options")}
-                    for i in o["items"]]
-    out["fulfillments"] = [{k: f[k] for k in ("tracking_id", "item_ids")}
-                           for f in o["fulfillments"]]
+    out["items"] = [
+        {k: i[k] for k in ("name", "product_id", "item_id", "price", "options")} for i in o["items"]
+    ]
+    out["fulfillments"] = [
+        {k: f[k] for k in ("tracking_id", "item_ids")} for f in o["fulfillments"]
+    ]
     out["payment_history"] = [
         {k: p[k] for k in ("transaction_type", "amount", "payment_method_id")}
         for p in o["payment_history"]
@@ -114,8 +132,10 @@ def _user_record(u: dict[str, Any]) -> dict[str, Any]:
         "name": {"first_name": u["name"]["first_name"], "last_name": u["name"]["last_name"]},
         "address": _address(u["address"]),
         "email": u["email"],
-        "payment_methods": {mid: {k: m[k] for k in PAYMENT_FIELDS[m["source"]]}
-                            for mid, m in u["payment_methods"].items()},
+        "payment_methods": {
+            mid: {k: m[k] for k in PAYMENT_FIELDS[m["source"]]}
+            for mid, m in u["payment_methods"].items()
+        },
         "orders": u["orders"],
     }
 
@@ -178,8 +198,13 @@ def cancel_pending_order(ctx: RunContext[RetailDB], order_id: str, reason: str) 
     refunds = []
     for payment in order["payment_history"]:
         method = db.payment_method(order["user_id"], payment["payment_method_id"])
-        refunds.append({"transaction_type": "refund", "amount": payment["amount"],
-                        "payment_method_id": payment["payment_method_id"]})
+        refunds.append(
+            {
+                "transaction_type": "refund",
+                "amount": payment["amount"],
+                "payment_method_id": payment["payment_method_id"],
+            }
+        )
         if method["source"] == "gift_card":
             method["balance"] = round(method["balance"] + payment["amount"], 2)
     order["status"] = "cancelled"
@@ -189,8 +214,12 @@ def cancel_pending_order(ctx: RunContext[RetailDB], order_id: str, reason: str) 
 
 
 def _price_difference(
-    db: RetailDB, order: dict[str, Any], item_ids: list[str], new_item_ids: list[str],
-    *, reject_same: bool
+    db: RetailDB,
+    order: dict[str, Any],
+    item_ids: list[str],
+    new_item_ids: list[str],
+    *,
+    reject_same: bool,
 ) -> tuple[float | int, dict[str, Any] | None]:
     diff: float | int = 0
     last: dict[str, Any] | None = None
@@ -207,7 +236,10 @@ def _price_difference(
 
 
 def exchange_delivered_order_items(
-    ctx: RunContext[RetailDB], order_id: str, item_ids: list[str], new_item_ids: list[str],
+    ctx: RunContext[RetailDB],
+    order_id: str,
+    item_ids: list[str],
+    new_item_ids: list[str],
     payment_method_id: str,
 ) -> str:
     """Exchange items of a delivered order for other variants of the same products.
@@ -250,9 +282,11 @@ def find_user_id_by_name_zip(
     """
     for user in ctx.deps.users.values():
         name = user["name"]
-        if (name["first_name"].lower() == first_name.lower()
-                and name["last_name"].lower() == last_name.lower()
-                and user["address"]["zip"] == zip):
+        if (
+            name["first_name"].lower() == first_name.lower()
+            and name["last_name"].lower() == last_name.lower()
+            and user["address"]["zip"] == zip
+        ):
             return str(user["user_id"])
     raise _error("User not found")
 
@@ -285,8 +319,13 @@ def get_product_details(ctx: RunContext[RetailDB], product_id: str) -> str:
         product_id: The product id (not an item id).
     """
     p = ctx.deps.product(product_id)
-    return _dump({"name": p["name"], "product_id": p["product_id"],
-                  "variants": {k: _variant_record(v) for k, v in p["variants"].items()}})
+    return _dump(
+        {
+            "name": p["name"],
+            "product_id": p["product_id"],
+            "variants": {k: _variant_record(v) for k, v in p["variants"].items()},
+        }
+    )
 
 
 def get_item_details(ctx: RunContext[RetailDB], item_id: str) -> str:
@@ -317,8 +356,14 @@ def list_all_product_types(ctx: RunContext[RetailDB]) -> str:
 
 
 def modify_pending_order_address(
-    ctx: RunContext[RetailDB], order_id: str, address1: str, address2: str, city: str,
-    state: str, country: str, zip: str,
+    ctx: RunContext[RetailDB],
+    order_id: str,
+    address1: str,
+    address2: str,
+    city: str,
+    state: str,
+    country: str,
+    zip: str,
 ) -> str:
     """Change the shipping address of a pending order.
 
@@ -334,13 +379,22 @@ def modify_pending_order_address(
     order = ctx.deps.order(order_id)
     if "pending" not in order["status"]:
         raise _error("Non-pending order cannot be modified")
-    order["address"] = {"address1": address1, "address2": address2, "city": city,
-                        "country": country, "state": state, "zip": zip}
+    order["address"] = {
+        "address1": address1,
+        "address2": address2,
+        "city": city,
+        "country": country,
+        "state": state,
+        "zip": zip,
+    }
     return _dump(_order_record(order))
 
 
 def modify_pending_order_items(
-    ctx: RunContext[RetailDB], order_id: str, item_ids: list[str], new_item_ids: list[str],
+    ctx: RunContext[RetailDB],
+    order_id: str,
+    item_ids: list[str],
+    new_item_ids: list[str],
     payment_method_id: str,
 ) -> str:
     """Change items of a pending order to other variants of the same products.
@@ -362,11 +416,13 @@ def modify_pending_order_items(
     method = db.payment_method(order["user_id"], payment_method_id)
     if method["source"] == "gift_card" and method["balance"] < diff:
         raise _error("Insufficient gift card balance to pay for the new item")
-    order["payment_history"].append({
-        "transaction_type": "payment" if diff > 0 else "refund",
-        "amount": float(abs(diff)),
-        "payment_method_id": payment_method_id,
-    })
+    order["payment_history"].append(
+        {
+            "transaction_type": "payment" if diff > 0 else "refund",
+            "amount": float(abs(diff)),
+            "payment_method_id": payment_method_id,
+        }
+    )
     if method["source"] == "gift_card":
         method["balance"] = round(method["balance"] - diff, 2)
     for old, new in zip(item_ids, new_item_ids, strict=True):
@@ -404,10 +460,10 @@ def modify_pending_order_payment(
     amount = history[0]["amount"]
     if method["source"] == "gift_card" and method["balance"] < amount:
         raise _error("Insufficient gift card balance to pay for the order")
-    history.append({"transaction_type": "payment", "amount": amount,
-                    "payment_method_id": payment_method_id})
-    history.append({"transaction_type": "refund", "amount": amount,
-                    "payment_method_id": old_id})
+    history.append(
+        {"transaction_type": "payment", "amount": amount, "payment_method_id": payment_method_id}
+    )
+    history.append({"transaction_type": "refund", "amount": amount, "payment_method_id": old_id})
     if method["source"] == "gift_card":
         method["balance"] = round(method["balance"] - amount, 2)
     old = db.payment_method(order["user_id"], old_id)
@@ -417,8 +473,14 @@ def modify_pending_order_payment(
 
 
 def modify_user_address(
-    ctx: RunContext[RetailDB], user_id: str, address1: str, address2: str, city: str,
-    state: str, country: str, zip: str,
+    ctx: RunContext[RetailDB],
+    user_id: str,
+    address1: str,
+    address2: str,
+    city: str,
+    state: str,
+    country: str,
+    zip: str,
 ) -> str:
     """Change a user's default address.
 
@@ -432,8 +494,14 @@ def modify_user_address(
         zip: Zip code.
     """
     user = ctx.deps.user(user_id)
-    user["address"] = {"address1": address1, "address2": address2, "city": city,
-                       "country": country, "state": state, "zip": zip}
+    user["address"] = {
+        "address1": address1,
+        "address2": address2,
+        "city": city,
+        "country": country,
+        "state": state,
+        "zip": zip,
+    }
     return _dump(_user_record(user))
 
 
@@ -453,8 +521,10 @@ def return_delivered_order_items(
         raise _error("Non-delivered order cannot be returned")
     db.user(order["user_id"])
     method = db.payment_method(order["user_id"], payment_method_id)
-    if (method["source"] != "gift_card"
-            and payment_method_id != order["payment_history"][0]["payment_method_id"]):
+    if (
+        method["source"] != "gift_card"
+        and payment_method_id != order["payment_history"][0]["payment_method_id"]
+    ):
         raise _error("Payment method should be the original payment method")
     _count_check(order, item_ids, "Some item not found")
     order["status"] = "return requested"
