@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, overload
 
+from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
 from glm_agent._output import OutputSchema
 from glm_agent.approval import Approval, ApprovalHandler
-from glm_agent.messages import Message, SystemMessage, UserMessage
+from glm_agent.memory import ContextWindow, SessionStore, estimate_tokens, open_store
+from glm_agent.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from glm_agent.models import ChatModel, iterate_sync, run_sync
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
@@ -19,6 +21,13 @@ from glm_agent.tools import RunContext, Tool, ToolRegistry
 __all__ = ["Agent"]
 
 OutputT = TypeVar("OutputT")
+
+DEFAULT_TENANT = "default"
+SUMMARY_PROMPT = (
+    "Summarise this customer-service conversation for the agent who continues it: the "
+    "customer's identity and goals, facts and decisions so far, open questions. Be brief and "
+    "keep ids, amounts and dates exactly."
+)
 
 
 def _resolve_model(model: ChatModel | str) -> ChatModel:
@@ -46,6 +55,15 @@ class Agent(Generic[OutputT]):
         retries: Correctable failures allowed per tool (and for the answer) in one run.
         usage_limits: Caps on requests and tokens per run.
         approval: Decides on calls of tools marked `requires_approval` (default: defer).
+        memory: Where sessions live: a `SessionStore` or a URL (`sqlite:///bot.db`,
+            `redis://...`, `postgresql://...`). Runs with a `session_id` load and extend it.
+        context_window: How history is fitted into the model's context (default: the model's
+            context length, its tokenizer when it has one, summaries made by the model).
+        context_tokens: The context length the default window fits history into (default: the
+            model's `max_context`, else 32768).
+        knowledge: A `KnowledgeBase` (or its folder) the agent searches.
+        knowledge_mode: `tool` (the model calls `search_knowledge`) or `context` (passages
+            retrieved for each question are added as cited data).
         name: The agent's name (for servers and logs).
     """
 
@@ -61,6 +79,11 @@ class Agent(Generic[OutputT]):
         retries: int = 2,
         usage_limits: UsageLimits | None = None,
         approval: ApprovalHandler | None = None,
+        memory: SessionStore | str | None = None,
+        context_window: ContextWindow | None = None,
+        context_tokens: int | None = None,
+        knowledge: Any = None,
+        knowledge_mode: Literal["tool", "context"] = "tool",
         name: str = "agent",
     ) -> None:
         self.model = _resolve_model(model)
@@ -68,6 +91,13 @@ class Agent(Generic[OutputT]):
         self.system_prompt = system_prompt
         self.output_type = output_type
         self.name = name
+        self.memory: SessionStore | None = open_store(memory) if isinstance(memory, str) else memory
+        self._window = context_window
+        self._context_tokens = context_tokens
+        self.knowledge = open_knowledge(knowledge)
+        self.knowledge_mode = knowledge_mode
+        if self.knowledge is not None and knowledge_mode == "tool":
+            self.tools.add(knowledge_tool(self.knowledge))
         self._planner = Planner(
             model=self.model,
             registry=self.tools,
@@ -164,10 +194,21 @@ class Agent(Generic[OutputT]):
         metadata: dict[str, Any] | None,
         emit: Any,
     ) -> RunResult[OutputT]:
-        messages, new_from = self._conversation(prompt, message_history)
         ctx: RunContext[Any] = RunContext(
             deps=deps, session_id=session_id, tenant=tenant, metadata=dict(metadata or {})
         )
+        extra: list[Message] = []
+        if prompt is not None and self.knowledge is not None and self.knowledge_mode == "context":
+            extra, ctx.metadata["citations"] = await knowledge_context(self.knowledge, prompt)
+        use_memory = session_id is not None and self.memory is not None
+        use_memory = use_memory and message_history is None
+        if use_memory:
+            assert session_id is not None
+            ctx.tenant = tenant = tenant or DEFAULT_TENANT
+            messages, new_from = await self._from_session(tenant, session_id, prompt, extra)
+        else:
+            messages, new_from = self._conversation(prompt, message_history)
+            messages[new_from:new_from] = extra
         result: RunResult[OutputT] = await self._planner_for(model_settings).run(
             messages,
             ctx,
@@ -176,7 +217,56 @@ class Agent(Generic[OutputT]):
             emit=emit,
             cancelled=cancel.is_set if cancel is not None else None,
         )
+        if "citations" in ctx.metadata:
+            result.metadata["citations"] = ctx.metadata["citations"]
+        if use_memory and self.memory is not None and session_id is not None:
+            # One atomic append per run: concurrent runs on a session never interleave turns.
+            await self.memory.append(tenant or DEFAULT_TENANT, session_id, result.new_messages)
         return result
+
+    def context_window(self) -> ContextWindow:
+        """How session history is fitted into the model's context for this agent."""
+        if self._window is None:
+            model = self.model
+            count = getattr(model, "count_tokens", None)
+            reserve = self._planner.settings.max_tokens or 1024
+            self._window = ContextWindow(
+                max_tokens=self._context_tokens or int(getattr(model, "max_context", 32_768)),
+                reserve_output=reserve,
+                count_tokens=count if callable(count) else estimate_tokens,
+                summarize=self._summarize,
+            )
+        return self._window
+
+    async def _summarize(self, messages: list[Message], previous: str | None) -> str:
+        """A summary of `messages` (and the previous summary) written by the agent's model."""
+        lines = [f"Previous summary: {previous}"] if previous else []
+        for m in messages:
+            text = m.content or ""
+            if isinstance(m, AssistantMessage) and m.tool_calls:
+                text += " ".join(f"[called {c.name}({c.arguments})]" for c in m.tool_calls)
+            lines.append(f"{m.role}: {text}")
+        response = await self.model.request(
+            [SystemMessage(content=SUMMARY_PROMPT), UserMessage(content="\n".join(lines))]
+        )
+        return (response.message.content or "").strip()
+
+    async def _from_session(
+        self, tenant: str, session_id: str, prompt: str | None, extra: list[Message]
+    ) -> tuple[list[Message], int]:
+        assert self.memory is not None
+        session = await self.memory.load(tenant, session_id)
+        new: list[Message] = [*extra, UserMessage(content=prompt)] if prompt is not None else []
+        built = await self.context_window().build(
+            self.system_prompt,
+            session.messages if session else [],
+            new,
+            session.summary if session else None,
+        )
+        if built.summary_changed:
+            await self.memory.set_summary(tenant, session_id, built.summary)
+        messages = list(built.messages)
+        return messages, len(messages) - len(new)
 
     def run(
         self,

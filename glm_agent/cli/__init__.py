@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,11 +23,19 @@ app = typer.Typer(
 
 # Sub-command groups, each in its own module; imported when the CLI starts (they import their
 # heavy dependencies inside the commands only).
-_GROUPS: dict[str, str] = {}
+_GROUPS: dict[str, str] = {
+    "keys": "glm_agent.cli._serve",
+    "runtime": "glm_agent.cli._runtime",
+    "sessions": "glm_agent.cli._memory",
+    "tools": "glm_agent.cli._tools",
+}
 
 
 def _mount_groups() -> None:
+    mounted = {group.name for group in app.registered_groups}
     for name, module in _GROUPS.items():
+        if name in mounted:
+            continue
         sub = importlib.import_module(module).app
         app.add_typer(sub, name=name)
 
@@ -51,9 +60,22 @@ def _load_tool(spec: str) -> Any:
         raise UserError(f"cannot load tool {spec!r}: {e}") from e
 
 
+def _is_agent_file(arg: str) -> bool:
+    return arg.endswith((".yaml", ".yml")) and Path(arg).is_file()
+
+
 @app.command()
 def run(
-    prompt: Annotated[str, typer.Argument(help="The question to ask the agent.")],
+    target: Annotated[
+        str, typer.Argument(help="An agent.yaml, or the question (with --model / --tool).")
+    ],
+    question: Annotated[
+        str | None, typer.Argument(help="The question, when the first argument is a yaml.")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue (and extend) this session.")
+    ] = None,
+    env: Annotated[str | None, typer.Option("--env", help="An `environments:` overlay.")] = None,
     model: Annotated[
         str, typer.Option("--model", "-m", help="A model string (test, a checkpoint, vllm:...).")
     ] = "test",
@@ -65,21 +87,37 @@ def run(
     stream: Annotated[bool, typer.Option(help="Print the answer as it is generated.")] = True,
     max_steps: Annotated[int, typer.Option(help="Most model turns.")] = 10,
 ) -> None:
-    """Run an agent once on a question and print the answer."""
+    """Run an agent once: `run agent.yaml "question"` or `run "question" --model --tool`."""
     from glm_agent.agent import Agent
     from glm_agent.messages import TextDelta
     from glm_agent.results import RunDone, ToolResultEvent
 
-    agent: Agent[str] = Agent(
-        model,
-        tools=[_load_tool(t) for t in tools or []],
-        system_prompt=system,
-        max_steps=max_steps,
-    )
+    agent: Agent[Any]
+    if _is_agent_file(target):
+        if question is None:
+            raise UserError(f'give the question after the file: glm-agent run {target} "..."')
+        from glm_agent.agent_config import load_agent
+
+        agent, prompt = load_agent(target, environment=env), question
+    else:
+        if question is not None:
+            raise UserError(
+                f"{target!r} is not an agent.yaml file; the form without one is "
+                'glm-agent run "question" --model M --tool module:function'
+            )
+        agent, prompt = (
+            Agent(
+                model,
+                tools=[_load_tool(t) for t in tools or []],
+                system_prompt=system,
+                max_steps=max_steps,
+            ),
+            target,
+        )
     if not stream:
-        typer.echo(agent.run(prompt).output)
+        typer.echo(agent.run(prompt, session_id=session).output)
         return
-    for event in agent.stream(prompt):
+    for event in agent.stream(prompt, session_id=session):
         if isinstance(event, TextDelta):
             typer.echo(event.content, nl=False)
         elif isinstance(event, ToolResultEvent):
@@ -88,11 +126,45 @@ def run(
             typer.echo()
 
 
+@app.command()
+def chat(
+    agent_file: Annotated[str, typer.Argument(help="The agent.yaml.")],
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Continue this session.")
+    ] = None,
+    env: Annotated[str | None, typer.Option("--env", help="An `environments:` overlay.")] = None,
+) -> None:
+    """Chat with an agent in the terminal: streamed answers, tool calls shown as they happen."""
+    from glm_agent.cli._serve import chat_loop
+
+    chat_loop(agent_file, session, env)
+
+
+@app.command()
+def serve(
+    agent_files: Annotated[list[Path], typer.Argument(help="One or more agent.yaml files.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    env: Annotated[str | None, typer.Option("--env", help="An `environments:` overlay.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Server settings YAML (default: the yaml's server:).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Serve agents over an OpenAI-compatible HTTP API (and the agent API)."""
+    from glm_agent.cli._serve import serve_files
+
+    serve_files(agent_files, host, port, workers, env, config, log_level)
+
+
 def main() -> None:
     """Entry point of the `glm-agent` script."""
     _mount_groups()
     try:
         app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
     except UserError as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         raise SystemExit(2) from None
