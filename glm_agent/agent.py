@@ -333,6 +333,24 @@ class Agent(Generic[OutputT]):
         """Blocking form of `astream`: events are yielded as they happen."""
         yield from iterate_sync(self.astream(prompt, **kwargs))
 
+    async def aclose(self) -> None:
+        """Release what the agent holds: tool HTTP pools, the model's connections, the store."""
+        closers = [getattr(self.tools, "aclose", None), self.model.aclose,
+                   getattr(self.memory, "aclose", None)]
+        for close in closers:
+            if close is not None:
+                await close()
+
+    def close(self) -> None:
+        """Blocking form of `aclose`."""
+        run_sync(self.aclose())
+
+    async def __aenter__(self) -> Agent[OutputT]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     @classmethod
     def from_yaml(cls, path: str, *, environment: str | None = None) -> Agent[Any]:
         """Build an agent from an `agent.yaml` (model, tools, knowledge, memory, limits).

@@ -1,0 +1,357 @@
+"""Sessions in Redis (redis-py's asyncio client; Lua scripts for atomic appends).
+
+Keys, for prefix `P` and tenant `T` (URL-quoted, so it holds no `:`):
+`P:T:s:<session>` (hash: version and metadata), `P:T:t:<session>` (list: one JSON turn per append),
+`P:T:idx` (sorted set: sessions by last write), `P:T:c:<customer>` (set: a customer's sessions),
+`P:T:f:<customer>` (hash: long-term facts).
+
+An append is one Lua script: it checks the version, pushes the turn and bumps the version with no
+other command in between, so concurrent appends never interleave. Expiry uses Redis's own key TTL.
+
+Durability: an append returns once Redis has applied it in memory, so it survives a crash of the
+worker but not of the Redis server unless the server persists: run Redis with
+`appendonly yes` and `appendfsync always` for no loss (`everysec`: at most about one second lost),
+as `redis-server --appendonly yes --appendfsync always`. Replicas do not make a write durable by
+themselves (failover may drop acknowledged writes). The scripts compute key names, so the store
+needs a single Redis instance (or one shard), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from glm_agent.exceptions import MissingDependencyError, SessionConflictError
+from glm_agent.memory._session import (
+    Session,
+    SessionInfo,
+    SessionMetadata,
+    SessionStatus,
+    SessionStore,
+    StoredFact,
+    Summary,
+    check_id,
+    check_status,
+    dump_data,
+    dump_messages,
+    load_messages,
+    metadata_from_row,
+    now,
+)
+from glm_agent.messages import Message
+
+__all__ = ["RedisStore"]
+
+# KEYS: session hash, turns list, tenant index. ARGV: expected version or '', turn JSON or ''
+# (metadata only), now, ttl in ms or '', session id, customer-set key prefix, then field/value
+# pairs of metadata to set (value '\0' deletes the field).
+_APPEND = """
+local version = 0
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if exists then version = tonumber(redis.call('HGET', KEYS[1], 'version')) end
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= version then return {-1, version} end
+if not exists then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'version', 0, 'status', 'bot', 'data', '{}', 'created_at', ARGV[3])
+end
+local old_customer = redis.call('HGET', KEYS[1], 'customer_id')
+for i = 7, #ARGV, 2 do
+  if ARGV[i + 1] == '\\0' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+local customer = redis.call('HGET', KEYS[1], 'customer_id')
+if old_customer and old_customer ~= customer then
+  redis.call('SREM', ARGV[6] .. old_customer, ARGV[5])
+end
+if customer then redis.call('SADD', ARGV[6] .. customer, ARGV[5]) end
+if ARGV[2] ~= '' then
+  version = version + 1
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[1], 'version', version)
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'expires_at', tonumber(ARGV[3]) + tonumber(ARGV[4]) / 1000)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return {0, version}
+"""
+
+# KEYS: session hash, turns list, tenant index. ARGV: session id, customer-set key prefix.
+_DELETE = """
+local customer = redis.call('HGET', KEYS[1], 'customer_id')
+if customer then redis.call('SREM', ARGV[2] .. customer, ARGV[1]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+"""
+
+# KEYS: session hash. ARGV: summary text and covered count, or nothing to clear it.
+_SUMMARY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if #ARGV == 0 then redis.call('HDEL', KEYS[1], 'summary', 'summary_covered')
+else redis.call('HSET', KEYS[1], 'summary', ARGV[1], 'summary_covered', ARGV[2]) end
+return 1
+"""
+
+# KEYS: an index (sorted set) or a customer's set. ARGV: session-key prefix, 'z' or 's', ids.
+_PRUNE = """
+local n = 0
+for i = 3, #ARGV do
+  if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 0 then
+    if ARGV[2] == 'z' then n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+    else n = n + redis.call('SREM', KEYS[1], ARGV[i]) end
+  end
+end
+return n
+"""
+
+_NULL = "\0"
+
+
+def _info(tenant: str, session_id: str, h: dict[str, str]) -> SessionInfo:
+    return SessionInfo(
+        tenant=tenant,
+        session_id=session_id,
+        version=int(h.get("version", 0)),
+        metadata=metadata_from_row(
+            h.get("customer_id"), h.get("channel"), h.get("status", "bot"), h.get("data", "{}")
+        ),
+        created_at=float(h.get("created_at", 0.0)),
+        updated_at=float(h.get("updated_at", 0.0)),
+        expires_at=float(h["expires_at"]) if "expires_at" in h else None,
+    )
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis (`redis://host:6379/0?prefix=glm_agent&ttl=86400`).
+
+    Args:
+        url: A redis-py URL (`redis://`, `rediss://`, with password and database).
+        ttl: Seconds a session lives after its last write (None: forever).
+        prefix: The prefix of every key (tests use a unique one).
+    """
+
+    scheme = "redis"
+
+    def __init__(self, url: str, *, ttl: float | None = None, prefix: str = "glm_agent") -> None:
+        self.url = url
+        self.ttl = ttl
+        self.prefix = prefix
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            try:
+                import redis.asyncio as aioredis
+            except ImportError as e:
+                raise MissingDependencyError("redis", "memory", "Redis sessions") from e
+            self._client = aioredis.Redis.from_url(self.url, decode_responses=True)
+            scripts = {"append": _APPEND, "delete": _DELETE, "summary": _SUMMARY, "prune": _PRUNE}
+            for name, source in scripts.items():
+                self._scripts[name] = self._client.register_script(source)
+        return self._client
+
+    def _key(self, tenant: str, kind: str, name: str = "") -> str:
+        base = f"{self.prefix}:{quote(tenant, safe='')}:{kind}"
+        return f"{base}:{name}" if name else base
+
+    def _session_keys(self, tenant: str, session_id: str) -> list[str]:
+        return [
+            self._key(tenant, "s", session_id),
+            self._key(tenant, "t", session_id),
+            self._key(tenant, "idx"),
+        ]
+
+    async def _write(
+        self,
+        tenant: str,
+        session_id: str,
+        turn: str,
+        expected: int | None,
+        metadata: SessionMetadata | None,
+    ) -> int:
+        check_id("tenant", tenant)
+        check_id("session_id", session_id)
+        self._redis()
+        t = now()
+        args: list[str | float] = [
+            "" if expected is None else str(expected),
+            turn,
+            repr(t),
+            "" if self.ttl is None else str(int(self.ttl * 1000)),
+            session_id,
+            self._key(tenant, "c") + ":",
+        ]
+        for field, value in (metadata.model_dump(exclude_unset=True) if metadata else {}).items():
+            if field == "data":
+                value = dump_data(value)
+            args += [field, _NULL if value is None else str(value)]
+        status, version = await self._scripts["append"](
+            keys=self._session_keys(tenant, session_id), args=args
+        )
+        if status < 0:
+            raise SessionConflictError(tenant, session_id, expected=expected or 0, actual=version)
+        return int(version)
+
+    async def append(
+        self,
+        tenant: str,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        expected_version: int | None = None,
+        metadata: SessionMetadata | None = None,
+    ) -> int:
+        return await self._write(
+            tenant, session_id, dump_messages(messages), expected_version, metadata
+        )
+
+    async def load(self, tenant: str, session_id: str) -> Session | None:
+        keys = self._session_keys(tenant, session_id)
+        async with self._redis().pipeline(transaction=True) as pipe:
+            h, turns = await pipe.hgetall(keys[0]).lrange(keys[1], 0, -1).execute()
+        if not h:
+            return None
+        messages: list[Message] = []
+        sizes: list[int] = []
+        for payload in turns:
+            turn = load_messages(payload)
+            messages.extend(turn)
+            sizes.append(len(turn))
+        summary = None
+        if "summary" in h:
+            summary = Summary(text=h["summary"], covered=int(h.get("summary_covered", 0)))
+        info = _info(tenant, session_id, h)
+        return Session(**dict(info), messages=messages, turns=sizes, summary=summary)
+
+    async def list_sessions(
+        self,
+        tenant: str,
+        *,
+        customer_id: str | None = None,
+        status: SessionStatus | None = None,
+        limit: int = 100,
+    ) -> list[SessionInfo]:
+        if status is not None:
+            check_status(status)
+        r = self._redis()
+        idx = self._key(tenant, "idx")
+        if customer_id is not None:
+            ids = sorted(await r.smembers(self._key(tenant, "c", customer_id)))
+        else:
+            ids = await r.zrevrange(idx, 0, -1)
+        out: list[SessionInfo] = []
+        stale: list[str] = []
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            async with r.pipeline(transaction=False) as pipe:
+                for sid in batch:
+                    pipe.hgetall(self._key(tenant, "s", sid))
+                rows = await pipe.execute()
+            for sid, h in zip(batch, rows, strict=True):
+                if not h:
+                    stale.append(sid)  # expired: its index entry outlived it
+                    continue
+                info = _info(tenant, sid, h)
+                if status is None or info.metadata.status == status:
+                    out.append(info)
+        if stale and customer_id is None:
+            await r.zrem(idx, *stale)
+        out.sort(key=lambda i: (-i.updated_at, i.session_id))
+        return out[:limit]
+
+    async def delete(self, tenant: str, session_id: str) -> bool:
+        self._redis()
+        deleted = await self._scripts["delete"](
+            keys=self._session_keys(tenant, session_id),
+            args=[session_id, self._key(tenant, "c") + ":"],
+        )
+        return bool(deleted)
+
+    async def delete_customer(self, tenant: str, customer_id: str) -> int:
+        r = self._redis()
+        ckey = self._key(tenant, "c", customer_id)
+        count = 0
+        for sid in await r.smembers(ckey):
+            count += await self.delete(tenant, sid)
+        await r.delete(ckey, self._key(tenant, "f", customer_id))
+        return count
+
+    async def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
+        await self._write(tenant, session_id, "", None, metadata)
+
+    async def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
+        self._redis()
+        args = [] if summary is None else [summary.text, str(summary.covered)]
+        done = await self._scripts["summary"](keys=[self._key(tenant, "s", session_id)], args=args)
+        return bool(done)
+
+    async def purge_expired(self) -> int:
+        """Redis expires sessions by itself; this drops the index entries of expired ones."""
+        r = self._redis()
+        dropped = 0
+        async for idx in r.scan_iter(match=f"{self.prefix}:*:idx"):
+            tenant_key = idx[: -len(":idx")]
+            if ":" in tenant_key[len(self.prefix) + 1 :]:
+                continue  # a session or customer whose id ends in ":idx", not an index
+            dropped += await self._drop_stale(idx, tenant_key, await r.zrange(idx, 0, -1))
+            async for ckey in r.scan_iter(match=f"{tenant_key}:c:*"):
+                # Customer sets count only once: their sessions were counted in the index.
+                await self._drop_stale(ckey, tenant_key, list(await r.smembers(ckey)))
+        return dropped
+
+    async def _drop_stale(self, key: str, tenant_key: str, ids: list[str]) -> int:
+        # In a script, so a session re-created meanwhile keeps its entry.
+        kind = "z" if key.endswith(":idx") else "s"
+        dropped = 0
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            dropped += int(
+                await self._scripts["prune"](keys=[key], args=[tenant_key + ":s:", kind, *batch])
+            )
+        return dropped
+
+    # --- long-term facts --------------------------------------------------------------------
+
+    async def add_fact(self, tenant: str, customer_id: str, text: str, vector: bytes) -> StoredFact:
+        check_id("tenant", tenant)
+        check_id("customer_id", customer_id)
+        # The id is the text's hash, so HSETNX stores an identical fact only once.
+        fact_id = hashlib.sha256(text.encode()).hexdigest()[:32]
+        fact = StoredFact(id=fact_id, text=text, vector=vector, created_at=now())
+        key = self._key(tenant, "f", customer_id)
+        r = self._redis()
+        await r.hsetnx(key, fact_id, _dump_fact(fact))
+        return _load_fact(fact_id, await r.hget(key, fact_id))
+
+    async def list_facts(self, tenant: str, customer_id: str) -> list[StoredFact]:
+        rows = await self._redis().hgetall(self._key(tenant, "f", customer_id))
+        facts = [_load_fact(k, v) for k, v in rows.items()]
+        return sorted(facts, key=lambda f: (f.created_at, f.id))
+
+    async def delete_fact(self, tenant: str, customer_id: str, fact_id: str) -> bool:
+        return bool(await self._redis().hdel(self._key(tenant, "f", customer_id), fact_id))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _dump_fact(fact: StoredFact) -> str:
+    vector = base64.b64encode(fact.vector).decode()
+    return json.dumps({"text": fact.text, "vector": vector, "created_at": fact.created_at})
+
+
+def _load_fact(fact_id: str, raw: str) -> StoredFact:
+    d = json.loads(raw)
+    return StoredFact(
+        id=fact_id, text=d["text"], vector=base64.b64decode(d["vector"]), created_at=d["created_at"]
+    )
