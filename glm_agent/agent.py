@@ -8,9 +8,16 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
+from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
 from glm_agent.approval import Approval, ApprovalHandler
-from glm_agent.memory import ContextWindow, SessionStore, estimate_tokens, open_store
+from glm_agent.memory import (
+    ContextWindow,
+    LongTermMemory,
+    SessionStore,
+    estimate_tokens,
+    open_store,
+)
 from glm_agent.messages import AssistantMessage, Message, SystemMessage, UserMessage
 from glm_agent.models import ChatModel, iterate_sync, run_sync
 from glm_agent.planner import Planner
@@ -64,6 +71,9 @@ class Agent(Generic[OutputT]):
         knowledge: A `KnowledgeBase` (or its folder) the agent searches.
         knowledge_mode: `tool` (the model calls `search_knowledge`) or `context` (passages
             retrieved for each question are added as cited data).
+        long_term_memory: Facts about customers, kept across sessions; the model gets
+            `remember` and `recall` tools scoped to the run's customer (`metadata["customer_id"]`,
+            else the session id).
         name: The agent's name (for servers and logs).
     """
 
@@ -84,6 +94,7 @@ class Agent(Generic[OutputT]):
         context_tokens: int | None = None,
         knowledge: Any = None,
         knowledge_mode: Literal["tool", "context"] = "tool",
+        long_term_memory: LongTermMemory | None = None,
         name: str = "agent",
     ) -> None:
         self.model = _resolve_model(model)
@@ -98,6 +109,10 @@ class Agent(Generic[OutputT]):
         self.knowledge_mode = knowledge_mode
         if self.knowledge is not None and knowledge_mode == "tool":
             self.tools.add(knowledge_tool(self.knowledge))
+        self.long_term_memory = long_term_memory
+        if long_term_memory is not None:
+            for t in long_term_tools(long_term_memory):
+                self.tools.add(t)
         self._planner = Planner(
             model=self.model,
             registry=self.tools,
@@ -335,8 +350,11 @@ class Agent(Generic[OutputT]):
 
     async def aclose(self) -> None:
         """Release what the agent holds: tool HTTP pools, the model's connections, the store."""
-        closers = [getattr(self.tools, "aclose", None), self.model.aclose,
-                   getattr(self.memory, "aclose", None)]
+        closers = [
+            getattr(self.tools, "aclose", None),
+            self.model.aclose,
+            getattr(self.memory, "aclose", None),
+        ]
         for close in closers:
             if close is not None:
                 await close()

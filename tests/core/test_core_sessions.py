@@ -104,3 +104,35 @@ def test_concurrent_runs_on_one_session_never_interleave(tmp_path: Path) -> None
     pairs = list(zip(session.messages[::2], session.messages[1::2], strict=True))
     assert all(u.role == "user" and a.role == "assistant" for u, a in pairs)
     assert sorted(u.content for u, _ in pairs) == sorted(f"q{i}" for i in range(10))
+
+
+def test_long_term_memory_tools_are_scoped_per_customer(tmp_path: Path) -> None:
+    from glm_agent.memory import LongTermMemory
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        # A bag of letters: similar words get similar vectors (enough for a real cosine search).
+        return [[float(t.lower().count(c)) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts]
+
+    ltm = LongTermMemory(f"sqlite:///{tmp_path / 'facts.db'}", embed)
+
+    def model_fn(messages: list[Message], info: AgentInfo) -> AssistantMessage | str:
+        last = messages[-1]
+        if isinstance(last, UserMessage) and last.content.startswith("remember "):
+            fact = last.content.removeprefix("remember ")
+            return AssistantMessage(tool_calls=(ToolCall.from_args("remember", {"fact": fact}),))
+        if isinstance(last, UserMessage):
+            return AssistantMessage(
+                tool_calls=(ToolCall.from_args("recall", {"query": "delivery"}),)
+            )
+        assert isinstance(last, ToolMessage)
+        return last.content
+
+    agent = Agent(FunctionModel(model_fn), long_term_memory=ltm)
+    assert {"remember", "recall"} <= set(agent.tools.names)
+    agent.run("remember Prefers delivery after 6 pm", metadata={"customer_id": "c1"})
+    agent.run("remember Allergic to peanuts", metadata={"customer_id": "c1"})
+    recalled = agent.run("when to deliver?", metadata={"customer_id": "c1"}).output
+    assert recalled.splitlines()[0] == "- Prefers delivery after 6 pm"
+    assert agent.run("when?", metadata={"customer_id": "c2"}).output == (
+        "no saved facts about this customer match"
+    )
