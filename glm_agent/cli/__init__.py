@@ -24,6 +24,7 @@ app = typer.Typer(
 # Sub-command groups, each in its own module; imported when the CLI starts (they import their
 # heavy dependencies inside the commands only).
 _GROUPS: dict[str, str] = {
+    "kb": "glm_agent.cli._kb",
     "keys": "glm_agent.cli._serve",
     "runtime": "glm_agent.cli._runtime",
     "sessions": "glm_agent.cli._memory",

@@ -8,6 +8,7 @@ from glm_agent.models.test import TestModel
 
 if TYPE_CHECKING:
     from glm_agent.models.langchain import from_langchain, to_langchain
+    from glm_agent.models.local import LocalGLM
     from glm_agent.models.openai_compat import OpenAICompatibleModel
     from glm_agent.models.resolve import resolve_model
 
@@ -15,6 +16,7 @@ __all__ = [
     "AgentInfo",
     "ChatModel",
     "FunctionModel",
+    "LocalGLM",
     "OpenAICompatibleModel",
     "TestModel",
     "events_from_response",
@@ -25,8 +27,10 @@ __all__ = [
     "to_langchain",
 ]
 
-# Backends load on first use: httpx for the HTTP one, langchain-core for the interop.
+# Backends load on first use: torch for LocalGLM, httpx for the HTTP one, langchain-core for
+# the interop.
 _LAZY = {
+    "LocalGLM": "glm_agent.models.local",
     "OpenAICompatibleModel": "glm_agent.models.openai_compat",
     "from_langchain": "glm_agent.models.langchain",
     "resolve_model": "glm_agent.models.resolve",
