@@ -214,7 +214,9 @@ class Agent(Generic[OutputT]):
         )
         extra: list[Message] = []
         if prompt is not None and self.knowledge is not None and self.knowledge_mode == "context":
-            extra, ctx.metadata["citations"] = await knowledge_context(self.knowledge, prompt)
+            extra, ctx.metadata["citations"] = await knowledge_context(
+                self.knowledge, prompt, tenant=tenant
+            )
         use_memory = session_id is not None and self.memory is not None
         use_memory = use_memory and message_history is None
         if use_memory:
