@@ -28,6 +28,7 @@ _GROUPS: dict[str, str] = {
     "keys": "glm_agent.cli._serve",
     "runtime": "glm_agent.cli._runtime",
     "sessions": "glm_agent.cli._memory",
+    "support": "glm_agent.cli._support",
     "tools": "glm_agent.cli._tools",
 }
 

@@ -224,7 +224,14 @@ def create_app(
             CORSMiddleware,
             allow_origins=config.cors_origins,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Session-Id", "X-Request-Id"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Session-Id",
+                "X-Request-Id",
+                "X-Customer-Token",  # the widget's conversation token
+                "Last-Event-ID",  # the widget's event-stream resume
+            ],
             expose_headers=["X-Request-Id", "Retry-After"],
         )
     return app

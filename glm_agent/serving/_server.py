@@ -76,7 +76,27 @@ def app_from_yaml(
         keys = config.load_keys(base)
     except ValueError as e:
         raise ConfigError(f"bad server settings: {e}", path=source or None, key="server") from None
-    return create_app(served, config=config, keys=keys, close_stores=True)
+    app = create_app(served, config=config, keys=keys, close_stores=True)
+    _mount_support_bots(app, paths, served)
+    return app
+
+
+def _mount_support_bots(app: FastAPI, paths: Sequence[str | Path], served: Sequence[Any]) -> None:
+    """Serve the customer-service bot (and its widget and console) of every agent.yaml that has
+    a `support.yaml` beside it."""
+    from glm_agent.serving.bot import SupportBot, create_bot_router, find_support_config
+
+    bots = [
+        SupportBot.from_yaml(p, agent=s.agent)
+        for p, s in zip(paths, served, strict=True)
+        if find_support_config(p) is not None
+    ]
+    for bot in bots:
+        app.include_router(create_bot_router(bot))
+    if bots:
+        from glm_agent.serving.web import create_web_router
+
+        app.include_router(create_web_router())
 
 
 def app_from_env() -> FastAPI:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import openai
-from conftest import live_server, make_agent
+from serving_harness import live_server, make_agent
 
 from glm_agent import Agent
 from glm_agent.memory import SQLiteStore

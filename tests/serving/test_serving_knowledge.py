@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from conftest import live_server, support_turn
+from serving_harness import live_server, support_turn
 
 from glm_agent import Agent
 from glm_agent.models import FunctionModel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import hypothesis
 import schemathesis
-from conftest import make_agent, plain_model
+from serving_harness import make_agent, plain_model
 
 from glm_agent.serving import create_app
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from serving_harness import free_port
 
 SLOW_MODEL = """
 import asyncio

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import live_server, make_agent, plain_model
+from serving_harness import live_server, make_agent, plain_model
 
 from glm_agent.serving import (
     ApiKey,

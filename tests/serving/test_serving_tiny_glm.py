@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import live_server
+from serving_harness import live_server
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 GLM4_TOKENIZER = SHARED / "glm" / "glm-4-9b-chat" / "tokenizer.model"

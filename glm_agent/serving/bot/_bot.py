@@ -1,0 +1,270 @@
+"""`SupportBot`: the customer-service bot over an `Agent`, with its channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from glm_agent.exceptions import ConfigError
+from glm_agent.memory import SessionStore
+from glm_agent.serving._errors import HTTPProblem
+from glm_agent.serving.bot._config import SupportConfig
+from glm_agent.serving.bot._db import Conversation
+from glm_agent.serving.bot._engine import BotCore
+from glm_agent.serving.bot.channels import (
+    FeishuSender,
+    WebhookCallback,
+    feishu_decrypt,
+    feishu_signature,
+    verify_webhook,
+)
+
+__all__ = ["SupportBot", "find_support_config"]
+
+log = logging.getLogger("glm_agent.support")
+
+SUPPORT_FILE = "support.yaml"
+
+
+def find_support_config(agent_yaml: str | Path) -> Path | None:
+    """The `support.yaml` beside an agent.yaml, if any (the bot is served when there is one)."""
+    candidate = Path(agent_yaml).parent / SUPPORT_FILE
+    return candidate if candidate.is_file() else None
+
+
+class SupportBot(BotCore):
+    """A customer-service bot: conversations over the web widget, a JSON webhook and Feishu,
+    handoff to human agents, curated answers, redaction and records.
+
+    Args:
+        agent: The `Agent` answering customers (its model, tools, knowledge and memory).
+        config: The bot's settings (default: `SupportConfig()`).
+        base_dir: Folder relative paths of the config are resolved from.
+        store: The session store for transcripts (default: the agent's memory, else SQLite
+            beside the bot database).
+        feishu_sender: Sends Feishu messages (default: a `FeishuSender` for the configured app).
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        config: SupportConfig | None = None,
+        *,
+        base_dir: str | Path = ".",
+        store: SessionStore | None = None,
+        feishu_sender: FeishuSender | None = None,
+    ) -> None:
+        super().__init__(agent, config, base_dir=base_dir, store=store)
+        channels = self.config.channels
+        if channels.feishu is not None:
+            f = channels.feishu
+            sender = feishu_sender or FeishuSender(f.app_id, f.app_secret, f.api_base)
+
+            async def to_feishu(conv: Conversation, text: str) -> None:
+                chat = conv.tags.get("chat_id")
+                if chat:
+                    await sender.send_text(str(chat), text)
+
+            self.deliverers["feishu"] = to_feishu
+        if channels.webhook is not None and channels.webhook.callback_url:
+            callback = WebhookCallback(channels.webhook.callback_url, channels.webhook.secret)
+
+            async def to_callback(conv: Conversation, text: str) -> None:
+                await callback.send(conv.id, conv.customer_id, text)
+
+            self.deliverers["webhook"] = to_callback
+
+    @classmethod
+    def from_yaml(
+        cls, agent_yaml: str | Path, *, agent: Any = None, prepare: bool = True
+    ) -> SupportBot:
+        """The bot for an agent.yaml and the `support.yaml` beside it (defaults if absent).
+
+        Args:
+            agent_yaml: The agent.yaml.
+            agent: The agent already built from it (the server's), else it is loaded.
+            prepare: Ingest the knowledge sources and load curated answers now.
+        """
+        from glm_agent.agent_config import load_agent, read_yaml
+
+        path = Path(agent_yaml)
+        support = find_support_config(path)
+        config = SupportConfig()
+        if support is not None:
+            data, _ = read_yaml(support)
+            try:
+                config = SupportConfig.model_validate(data)
+            except ValidationError as e:
+                err = e.errors()[0]
+                raise ConfigError(
+                    err["msg"], path=str(support), key=".".join(map(str, err["loc"])) or None
+                ) from None
+        bot = cls(agent if agent is not None else load_agent(path), config, base_dir=path.parent)
+        if prepare:
+            bot.prepare()
+        return bot
+
+    def prepare(self) -> None:
+        """Ingest the configured knowledge sources (incremental) and, into an empty curated set,
+        the curated-answers file."""
+        kb = getattr(self.agent, "knowledge", None)
+        if kb is not None and hasattr(kb, "ingest"):
+            for source in self.config.knowledge_sources:
+                report = kb.ingest(self.base_dir / source)
+                log.info("knowledge %s: %s", source, report.summary())
+        file = self.config.curated.file
+        if file and not self.db.query(
+            "SELECT 1 FROM curated WHERE tenant=? LIMIT 1", (self.tenant,)
+        ):
+            from glm_agent.agent_config import read_yaml
+            from glm_agent.serving.bot._console import curated_save
+
+            data, _ = read_yaml(self.base_dir / file)
+            for item in data.get("answers") or []:
+                curated_save(
+                    self, item["question"], item["answer"], list(item.get("variants") or [])
+                )
+
+    # --- the generic webhook -----------------------------------------------------------------
+
+    async def webhook(
+        self, body: bytes, signature: str | None, timestamp: str | None
+    ) -> dict[str, Any]:
+        """Handle a signed webhook request; retries of an event id get the first reply."""
+        cfg = self.config.channels.webhook
+        if cfg is None:
+            raise HTTPProblem(404, "the webhook channel is not configured", code="not_found")
+        problem = verify_webhook(
+            cfg.secret, body, signature, timestamp, max_skew=cfg.max_skew_seconds
+        )
+        if problem is not None:
+            raise HTTPProblem(401, problem, code="bad_signature")
+        try:
+            payload = json.loads(body)
+            event_id, text = str(payload["event_id"]), str(payload["text"])
+        except (ValueError, KeyError, TypeError):
+            raise HTTPProblem(422, "the body must be JSON with event_id and text") from None
+        async with self._lock("webhook:" + event_id):
+            rows = self.db.query(
+                "SELECT response FROM dedupe WHERE tenant=? AND channel='webhook' AND event_id=?",
+                (self.tenant, event_id),
+            )
+            if rows and rows[0][0]:
+                return dict(json.loads(rows[0][0]), duplicate=True)
+            conv = await self._channel_conversation(
+                "webhook", payload.get("conversation_id"), payload.get("customer_id")
+            )
+            replies: list[dict[str, Any]] = []
+
+            async def collect(event: dict[str, Any]) -> None:
+                if event["type"] == "message" and event["role"] != "customer":
+                    replies.append({k: event.get(k) for k in ("id", "role", "text", "source")})
+
+            await self.handle(conv.id, text, collect)
+            status = self.conversation(conv.id).status
+            response = {"conversation_id": conv.id, "status": status, "replies": replies}
+            self.db.execute(
+                "INSERT OR REPLACE INTO dedupe VALUES (?,?,?,?,?)",
+                (
+                    self.tenant,
+                    "webhook",
+                    event_id,
+                    json.dumps(response, ensure_ascii=False),
+                    time.time(),
+                ),
+            )
+            return response
+
+    async def _channel_conversation(
+        self, channel: str, conversation_id: Any, customer_id: Any, **tags: Any
+    ) -> Conversation:
+        if conversation_id:
+            conv = self.conversation(str(conversation_id))
+            if conv.channel != channel:
+                raise HTTPProblem(404, f"no {channel} conversation {conversation_id!r}")
+            return conv
+        if customer_id is None:
+            raise HTTPProblem(422, "give conversation_id or customer_id", param="customer_id")
+        conv_or_none = self.db.find_open(self.tenant, channel, str(customer_id))
+        if conv_or_none is None:
+            conv_or_none, _, _ = await self.create_conversation(channel, str(customer_id), None)
+        if tags:
+            conv_or_none.tags.update(tags)
+            self.db.update(self.tenant, conv_or_none.id, tags=conv_or_none.tags)
+        return conv_or_none
+
+    # --- Feishu / Lark -----------------------------------------------------------------------
+
+    async def feishu(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        """Handle a Feishu event callback; replies go out through the Feishu sender."""
+        cfg = self.config.channels.feishu
+        if cfg is None:
+            raise HTTPProblem(404, "the Feishu channel is not configured", code="not_found")
+        signature = headers.get("x-lark-signature")
+        if cfg.encrypt_key and signature is not None:
+            want = feishu_signature(
+                headers.get("x-lark-request-timestamp", ""),
+                headers.get("x-lark-request-nonce", ""),
+                cfg.encrypt_key,
+                body,
+            )
+            if want != signature:
+                raise HTTPProblem(401, "X-Lark-Signature does not match", code="bad_signature")
+        try:
+            data = json.loads(body)
+            if "encrypt" in data:
+                if not cfg.encrypt_key:
+                    raise HTTPProblem(400, "an encrypted event but no encrypt_key is configured")
+                data = json.loads(feishu_decrypt(cfg.encrypt_key, data["encrypt"]))
+        except (ValueError, KeyError):
+            raise HTTPProblem(400, "the body is not a Feishu event") from None
+        token = data.get("token") or (data.get("header") or {}).get("token")
+        if cfg.verification_token and token != cfg.verification_token:
+            raise HTTPProblem(401, "wrong verification token", code="bad_token")
+        if data.get("type") == "url_verification":
+            return {"challenge": data.get("challenge")}
+        if cfg.encrypt_key and signature is None:
+            raise HTTPProblem(401, "missing X-Lark-Signature", code="bad_signature")
+        header = data.get("header") or {}
+        event_id = str(header.get("event_id") or data.get("uuid") or "")
+        inserted = (
+            self.db.query(
+                "INSERT OR IGNORE INTO dedupe VALUES (?,?,?,?,?) RETURNING event_id",
+                (self.tenant, "feishu", event_id, None, time.time()),
+            )
+            if event_id
+            else [1]
+        )
+        if not inserted:
+            return {"duplicate": True}
+        if header.get("event_type") != "im.message.receive_v1":
+            return {}
+        event = data.get("event") or {}
+        message = event.get("message") or {}
+        if message.get("message_type") != "text":
+            return {}
+        text = json.loads(message.get("content") or "{}").get("text", "")
+        sender = ((event.get("sender") or {}).get("sender_id") or {}).get("open_id")
+        conv = await self._channel_conversation(
+            "feishu", None, sender or message.get("chat_id"), chat_id=message.get("chat_id")
+        )
+        # Feishu wants an answer within 3 s and retries otherwise: reply out of band.
+        task = asyncio.create_task(self.handle(conv.id, text))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return {}
+
+    def close(self) -> None:
+        """Close the bot's database (the agent and its session store are the caller's)."""
+        self.db.close()
+
+    async def drain(self) -> None:
+        """Wait for background message handling (Feishu) to finish."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,166 @@
+"""`SupportConfig`: the support bot's settings (the `support.yaml` beside an agent.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChannelsConfig",
+    "CuratedConfig",
+    "FeishuConfig",
+    "HandoffConfig",
+    "RedactionConfig",
+    "SupportConfig",
+    "WebhookConfig",
+]
+
+PiiKind = Literal["id_card", "phone", "bank_card", "email"]
+
+
+_ALL_KINDS: tuple[PiiKind, ...] = ("id_card", "phone", "bank_card", "email")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HandoffConfig(_Strict):
+    """When the bot hands a conversation to a human."""
+
+    request_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "人工",
+            "转人工",
+            "真人",
+            "人工客服",
+            "human",
+            "agent",
+            "real person",
+            "representative",
+            "operator",
+        ]
+    )
+    """Phrases by which a customer asks for a person (Latin ones match whole words only)."""
+    sensitive_patterns: list[str] = Field(
+        default_factory=lambda: ["投诉", "律师", "起诉", "报警", r"\blawyer\b", r"\bsue\b"]
+    )
+    """Regular expressions of topics the policy sends to a human at once."""
+    refund_over: float | None = None
+    """Refund requests mentioning an amount above this go to a human."""
+    max_failures: int = Field(default=2, ge=1)
+    """Consecutive runs with an error or no answer before handing off."""
+    min_retrieval_score: float | None = None
+    """Dense cosine score under which a knowledge answer counts as no answer."""
+    low_confidence_handoff: bool = False
+    """Hand off at once on low retrieval confidence (else it counts as a failure)."""
+    tool_name: str = "hand_off"
+    """The tool whose call by the model hands the conversation off."""
+    summary: Literal["auto", "model", "extractive"] = "auto"
+    """Who writes the ticket's summary: the agent's model, or extracted sentences
+    (`auto`: extractive for the offline model, else the model)."""
+
+
+class CuratedConfig(_Strict):
+    """Approved answers given without a model call."""
+
+    threshold: float = Field(default=0.72, ge=0.0, le=1.0)
+    """Cosine similarity (character n-gram TF-IDF) a message needs to get a curated answer."""
+    file: str | None = None
+    """A YAML list of {question, answer, variants} loaded into an empty curated set."""
+
+
+class RedactionConfig(_Strict):
+    """PII masking in stored transcripts, logs and exports."""
+
+    kinds: list[PiiKind] = Field(default_factory=lambda: list(_ALL_KINDS))
+    """Which kinds of PII are masked."""
+    style: Literal["mask", "label", "partial"] = "partial"
+    """`mask`: every character becomes *; `label`: [PHONE]; `partial`: keep a few edge
+    characters (138****5678)."""
+    fields: dict[str, list[PiiKind]] = Field(default_factory=dict)
+    """Per-field overrides: `transcript`, `log`, `export` → the kinds masked there."""
+
+
+class WebhookConfig(_Strict):
+    """The generic JSON webhook channel."""
+
+    secret: str
+    """The HMAC-SHA256 key shared with the caller."""
+    callback_url: str | None = None
+    """Where replies (and human agents' replies) are also POSTed, signed the same way."""
+    max_skew_seconds: float = 300.0
+    """Requests whose X-Timestamp is further off than this are rejected."""
+
+
+class FeishuConfig(_Strict):
+    """The Feishu / Lark event callback channel."""
+
+    app_id: str = ""
+    """The app's id (for the tenant access token)."""
+    app_secret: str = ""
+    """The app's secret."""
+    verification_token: str | None = None
+    """The token Feishu puts in each event (checked when set)."""
+    encrypt_key: str | None = None
+    """The encrypt key: bodies are AES-decrypted and signatures checked when set."""
+    api_base: str = "https://open.feishu.cn"
+    """The open API's base URL (`https://open.larksuite.com` for Lark)."""
+
+
+class ChannelsConfig(_Strict):
+    """Channels besides the web widget."""
+
+    webhook: WebhookConfig | None = None
+    """The generic JSON webhook."""
+    feishu: FeishuConfig | None = None
+    """Feishu / Lark."""
+
+
+class SupportConfig(_Strict):
+    """The customer-service bot's settings."""
+
+    tenant: str = "default"
+    """The tenant all of this bot's conversations, tickets and answers belong to."""
+    database: str | None = None
+    """The bot's SQLite database (default `.glm-agent/support.db` beside the config)."""
+    greeting: dict[str, str] = Field(
+        default_factory=lambda: {
+            "zh": "您好！我是智能客服，可以帮您查询订单、退换货和解答常见问题。",
+            "en": "Hello! I can look up orders, handle returns and exchanges, and answer "
+            "questions.",
+        }
+    )
+    """The first message, by locale."""
+    knowledge_sources: list[str] = Field(default_factory=list)
+    """Folders or files ingested into the agent's knowledge base at start (incremental)."""
+    confirm_words: list[str] = Field(
+        default_factory=lambda: ["yes", "y", "confirm", "ok", "确认", "是", "是的", "好的", "对"]
+    )
+    """Replies that confirm a pending state-changing action; anything else declines it."""
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    """Handoff triggers."""
+    curated: CuratedConfig = Field(default_factory=CuratedConfig)
+    """Curated answers."""
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    """PII masking."""
+    console_accounts: dict[str, str] = Field(default_factory=dict)
+    """Human agents: username → password hash (`scrypt$...` from `hash_password`, or
+    `sha256$<hex>`)."""
+    token_ttl_seconds: float = 12 * 3600
+    """How long a console login lasts."""
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    """Webhook and IM channels."""
+    history_messages: int = Field(default=40, ge=2)
+    """Most stored messages given to the model as history."""
+
+    def database_path(self, base_dir: Path) -> Path:
+        """The bot database's path, relative paths taken from `base_dir`."""
+        raw = self.database or ".glm-agent/support.db"
+        if raw == ":memory:":
+            return Path(raw)
+        path = Path(raw) if Path(raw).is_absolute() else base_dir / raw
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
