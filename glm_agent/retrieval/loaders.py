@@ -1,0 +1,281 @@
+"""Document loaders chosen by file type, and a folder walk with include / exclude globs.
+
+Each loader returns the document's title and its sections, each with its page (PDF) and heading
+path (Markdown, HTML, DOCX) so that chunks can be cited exactly. A file that cannot be read raises
+`DocumentLoadError`; the knowledge base reports it and goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from glm_agent.exceptions import MissingDependencyError, UserError
+from glm_agent.retrieval.records import Section
+
+__all__ = ["LOADERS", "DocumentLoadError", "iter_files", "load_file"]
+
+
+class DocumentLoadError(UserError):
+    """A file that could not be read as a document (the reason is in the message)."""
+
+
+Loader = Callable[[Path], tuple[str, list[Section]]]
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    for enc in ("utf-8-sig", "gb18030"):  # Chinese files are often GBK rather than UTF-8
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise DocumentLoadError(f"{path}: not UTF-8 or GB18030 text")
+
+
+def load_text(path: Path) -> tuple[str, list[Section]]:
+    """A plain text file: one section."""
+    return path.stem, [Section(_read_text(path))]
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+def load_markdown(path: Path) -> tuple[str, list[Section]]:
+    """Markdown: a section per heading, with the heading path above it (fenced code kept whole)."""
+    title = ""
+    stack: list[tuple[int, str]] = []
+    sections: list[Section] = []
+    buf: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        text = "\n".join(buf).strip()
+        if text:
+            sections.append(Section(text, heading_path=tuple(h for _, h in stack)))
+        buf.clear()
+
+    for line in _read_text(path).splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        m = None if in_fence else _MD_HEADING.match(line)
+        if m is None:
+            buf.append(line)
+            continue
+        flush()
+        level, text = len(m.group(1)), m.group(2)
+        title = title or (text if level == 1 else "")
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, text))
+    flush()
+    return title or path.stem, sections
+
+
+_HTML_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th"]
+
+
+def load_html(path: Path) -> tuple[str, list[Section]]:
+    """HTML: text of block elements under the heading path of h1-h6 (scripts, styles dropped)."""
+    try:
+        from bs4 import BeautifulSoup
+    except ImportError as e:
+        raise MissingDependencyError("beautifulsoup4", "retrieval", "HTML documents") from e
+    soup = BeautifulSoup(_read_text(path), "html.parser")
+    for tag in soup(["script", "style", "noscript", "template"]):
+        tag.decompose()
+    title = soup.title.get_text(strip=True) if soup.title else ""
+    stack: list[tuple[int, str]] = []
+    sections: list[Section] = []
+    for el in soup.find_all(_HTML_BLOCKS):
+        if el.find_parent(_HTML_BLOCKS) is not None:
+            continue  # its text is part of the enclosing block's
+        text = el.get_text(" ", strip=True)
+        if not text:
+            continue
+        if el.name in _HTML_BLOCKS[:6]:
+            level = int(el.name[1])
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, text))
+            title = title or text
+            continue
+        sections.append(Section(text, heading_path=tuple(h for _, h in stack)))
+    if not sections:  # no block markup: fall back to the page's text
+        body = soup.get_text("\n", strip=True)
+        sections = [Section(body)] if body else []
+    return title or path.stem, sections
+
+
+def load_pdf(path: Path) -> tuple[str, list[Section]]:
+    """PDF: a section per page, with its 1-based page number."""
+    try:
+        from pypdf import PdfReader
+    except ImportError as e:
+        raise MissingDependencyError("pypdf", "retrieval", "PDF documents") from e
+    reader = PdfReader(str(path))
+    meta_title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
+    sections = [
+        Section(text, page=i)
+        for i, page in enumerate(reader.pages, start=1)
+        if (text := (page.extract_text() or "").strip())
+    ]
+    return str(meta_title) or path.stem, sections
+
+
+def load_docx(path: Path) -> tuple[str, list[Section]]:
+    """DOCX: paragraphs under the heading path of "Heading N" styles, then tables row by row."""
+    try:
+        import docx
+    except ImportError as e:
+        raise MissingDependencyError("python-docx", "retrieval", "DOCX documents") from e
+    document = docx.Document(str(path))
+    title = document.core_properties.title or ""
+    stack: list[tuple[int, str]] = []
+    sections: list[Section] = []
+    for para in document.paragraphs:
+        text = para.text.strip()
+        if not text:
+            continue
+        style = para.style.name if para.style is not None else ""
+        m = re.match(r"Heading (\d)", style or "")
+        if m or style == "Title":
+            level = int(m.group(1)) if m else 0
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, text))
+            title = title or text
+            continue
+        sections.append(Section(text, heading_path=tuple(h for _, h in stack)))
+    for table in document.tables:
+        for row in table.rows:
+            cells = [c.text.strip() for c in row.cells]
+            if any(cells):
+                sections.append(Section(" | ".join(cells)))
+    return title or path.stem, sections
+
+
+def _record_text(record: Any) -> str:
+    if isinstance(record, dict):
+        return "\n".join(f"{k}: {_record_text(v)}" for k, v in record.items())
+    if isinstance(record, str | int | float | bool):
+        return str(record)
+    return json.dumps(record, ensure_ascii=False)
+
+
+def load_json(path: Path) -> tuple[str, list[Section]]:
+    """JSON: a section per item of a top-level list (or one object), as `key: value` lines."""
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise DocumentLoadError(f"{path}: invalid JSON: {e}") from e
+    records = data if isinstance(data, list) else [data]
+    return path.stem, [Section(_record_text(r)) for r in records if r not in (None, "", {})]
+
+
+def load_jsonl(path: Path) -> tuple[str, list[Section]]:
+    """JSON Lines: a section per line."""
+    sections = []
+    for n, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            sections.append(Section(_record_text(json.loads(line))))
+        except json.JSONDecodeError as e:
+            raise DocumentLoadError(f"{path}:{n}: invalid JSON: {e}") from e
+    return path.stem, sections
+
+
+def load_csv(path: Path) -> tuple[str, list[Section]]:
+    """CSV (or TSV): a section per row, as `column: value` lines under the header."""
+    text = _read_text(path)
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",\t;|")
+    except csv.Error:
+        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
+    return path.stem, [
+        Section("\n".join(f"{k}: {v}" for k, v in row.items() if k and v)) for row in rows
+    ]
+
+
+LOADERS: dict[str, Loader] = {
+    ".txt": load_text,
+    ".text": load_text,
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".json": load_json,
+    ".jsonl": load_jsonl,
+    ".csv": load_csv,
+    ".tsv": load_csv,
+}
+"""Loader by file suffix (lower case)."""
+
+
+def load_file(path: str | Path) -> tuple[str, list[Section]]:
+    """The title and sections of a document, read by the loader for its file type.
+
+    Raises:
+        DocumentLoadError: The type is not supported or the file cannot be read.
+    """
+    p = Path(path)
+    loader = LOADERS.get(p.suffix.lower())
+    if loader is None:
+        raise DocumentLoadError(
+            f"{p}: unsupported file type {p.suffix!r}; supported: {', '.join(sorted(LOADERS))}"
+        )
+    try:
+        return loader(p)
+    except (DocumentLoadError, MissingDependencyError):
+        raise
+    except Exception as e:  # any parser's failure on a bad file is that file's problem only
+        raise DocumentLoadError(f"{p}: cannot read {p.suffix} file: {type(e).__name__}: {e}") from e
+
+
+def iter_files(
+    root: str | Path,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> Iterator[Path]:
+    """The files under `root` (or `root` itself), sorted, filtered by glob patterns.
+
+    Args:
+        root: A file or folder.
+        include: Globs matched against the path relative to `root` or the file name (default:
+            every supported type).
+        exclude: Globs of files to leave out (matched the same way); hidden files are always left
+            out.
+    """
+    base = Path(root)
+    if base.is_file():
+        yield base
+        return
+    if not base.is_dir():
+        raise UserError(f"{base}: no such file or folder")
+    for p in sorted(base.rglob("*")):
+        rel = p.relative_to(base).as_posix()
+        if not p.is_file() or any(part.startswith(".") for part in Path(rel).parts):
+            continue
+
+        def match(globs: Sequence[str], rel: str = rel, name: str = p.name) -> bool:
+            return any(fnmatch(rel, g) or fnmatch(name, g) for g in globs)
+
+        if include is None:
+            if p.suffix.lower() not in LOADERS:
+                continue
+        elif not match(include):
+            continue
+        if match(exclude):
+            continue
+        yield p
