@@ -56,6 +56,19 @@ class Embedder(Protocol):
         ...
 
 
+def query_language(text: str) -> str:
+    """`zh` when at least 30% of the text's non-space characters are CJK ideographs, else `en`."""
+    visible = sum(1 for c in text if not c.isspace())
+    return "zh" if visible and len(_CJK_RE.findall(text)) / visible >= 0.3 else "en"
+
+
+def covers(embedder: object, text: str) -> bool:
+    """Whether an embedder declares (with a `languages` attribute) that it embeds `text`'s
+    language; embedders without the attribute cover every language."""
+    languages = getattr(embedder, "languages", None)
+    return languages is None or query_language(text) in languages
+
+
 def normalize(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Rows scaled to unit L2 norm (zero rows stay zero)."""
     arr = np.asarray(x, dtype=np.float32)
@@ -124,6 +137,9 @@ class SentenceTransformerEmbedder:
         device: "cpu", "cuda", ... (None: sentence-transformers' choice, a GPU when present).
         batch_size: Texts per forward pass.
         show_progress: Show a progress bar over batches.
+        languages: Languages the model embeds well (`{"en"}`, `{"en", "zh"}`); None: any. The
+            bundled MiniLM is English-only; hybrid search skips its dense side for other
+            languages rather than fuse noise into the BM25 ranking.
     """
 
     def __init__(
@@ -133,9 +149,11 @@ class SentenceTransformerEmbedder:
         device: str | None = None,
         batch_size: int = 64,
         show_progress: bool = False,
+        languages: frozenset[str] | None = None,
     ) -> None:
         self.model_path = model or default_model_path()
         self.name = "all-MiniLM-L6-v2" if model is None else model
+        self.languages = languages if languages is not None or model else frozenset({"en"})
         self.device = device
         self.batch_size = batch_size
         self.show_progress = show_progress

@@ -50,6 +50,7 @@ class CachedEmbedder:
         self.inner = embedder
         self.name = embedder.name
         self.dim = embedder.dim
+        self.languages = getattr(embedder, "languages", None)
         self.batch_size = batch_size
         self.progress = progress
         self.hits = 0

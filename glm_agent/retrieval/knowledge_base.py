@@ -32,7 +32,7 @@ from glm_agent.exceptions import UserError
 from glm_agent.retrieval._store import NewFile, Row, Store, row_of
 from glm_agent.retrieval.chunking import TokenCounter, chunk_sections
 from glm_agent.retrieval.context import format_context
-from glm_agent.retrieval.embedders import Embedder, resolve_embedder
+from glm_agent.retrieval.embedders import Embedder, covers, resolve_embedder
 from glm_agent.retrieval.embedding_cache import CachedEmbedder
 from glm_agent.retrieval.faiss_index import FaissIndex
 from glm_agent.retrieval.lexical import BM25Index, convex_fuse, rrf_fuse, tokenize
@@ -311,7 +311,8 @@ class KnowledgeBase:
             k: How many hits.
             filters: Metadata that hits must have: `source`, `tenant`, `tags` (any of a list), or
                 any other metadata key; a list value means any of its items.
-            mode: "hybrid" (dense and BM25 fused by RRF), "dense" or "bm25".
+            mode: "hybrid" (dense and BM25 fused; BM25 alone when the embedder declares languages
+                that exclude the query's), "dense" or "bm25".
             query_vector: The query's embedding, if already computed.
             candidates: Results each retriever contributes before fusion / reranking
                 (default max(4k, 50)).
@@ -321,6 +322,8 @@ class KnowledgeBase:
         if k <= 0:
             return []
         depth = candidates or max(4 * k, 50)
+        if mode == "hybrid" and query_vector is None and not covers(self.embedder, query):
+            mode = "bm25"  # the embedder does not know the query's language: its scores are noise
         if mode != "bm25" and query_vector is None:
             query_vector = self.embedder.embed([query])[0]
         with self._lock:

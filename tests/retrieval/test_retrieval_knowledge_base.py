@@ -154,3 +154,31 @@ def test_langchain_retriever(work: Path, tmp_path: Path) -> None:
     assert len(docs) == 2
     assert docs[0].metadata["title"] == "Shipping Guide"
     assert docs[0].metadata["chunk_id"].startswith(docs[0].metadata["source"])
+
+
+class EnglishOnlyEmbedder(TestEmbedder):
+    """A TestEmbedder that declares English as its only language (as the bundled MiniLM does)."""
+
+    languages = frozenset({"en"})
+
+
+def test_hybrid_skips_an_embedder_outside_its_languages(tmp_path: Path) -> None:
+    from glm_agent.retrieval.embedders import covers, query_language
+
+    assert query_language("退货政策是什么？") == "zh"
+    assert query_language("What is the return policy for 退货?") == "en"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zh.md").write_text("# 退货\n\n收货后三十天内可以退货并全额退款。\n")
+    (docs / "en.md").write_text("# Returns\n\nReturns are accepted within 30 days.\n")
+    kb = KnowledgeBase(tmp_path / "kb", embedder=EnglishOnlyEmbedder())
+    kb.ingest(docs)
+    assert not covers(kb.embedder, "怎么退货") and covers(kb.embedder, "how to return")
+    zh = "怎么退货退款"
+    hybrid = [(h.citation.chunk_id, h.score) for h in kb.search(zh, k=3)]
+    bm25 = [(h.citation.chunk_id, h.score) for h in kb.search(zh, k=3, mode="bm25")]
+    assert hybrid == bm25
+    en = "how are returns accepted"
+    assert [h.score for h in kb.search(en, k=2)] != [
+        h.score for h in kb.search(en, k=2, mode="bm25")
+    ]
