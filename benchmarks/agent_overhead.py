@@ -168,6 +168,23 @@ def measure(run_once: Any, runs: int, use_async: bool) -> list[float]:
     return times
 
 
+def thread_hop_floor(n: int) -> float:
+    """Median µs of one `asyncio.to_thread` round trip of a no-op function."""
+
+    def nothing() -> None:
+        return None
+
+    async def hops() -> list[float]:
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            await asyncio.to_thread(nothing)
+            out.append((time.perf_counter() - t) * 1e6)
+        return out
+
+    return statistics.median(asyncio.run(hops()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=10, help="model turns per run")
@@ -208,6 +225,11 @@ def main() -> None:
                 f"{r['p90_us_per_step']:.1f} | {r['speedup_vs_baseline']:.1f}x |"
             )
         rows.extend(pair)
+    floor = thread_hop_floor(args.runs * args.steps)
+    print(f"\nThread dispatch floor (one asyncio.to_thread round trip of a no-op, the hop every "
+          f"sync tool call takes in both frameworks): median {floor:.1f} µs")
+    rows.append({"variant": "floor", "framework": "asyncio.to_thread round trip",
+                 "median_us_per_step": floor})
     out = Path(__file__).parent / "results" / "agent_overhead.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))
