@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -141,3 +142,28 @@ def test_cli_script_runs_an_agent_with_a_tool(tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "package.module:function" in bad.stderr
+
+
+def test_every_cli_command_has_help() -> None:
+    import typer
+
+    from glm_agent.cli import _mount_groups, app
+
+    _mount_groups()
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:  # click's Command / Group, as typer ships it
+        paths.append(path)
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+
+    walk(root, [])
+    assert {"run", "chat", "serve", "version"} <= {p[0] for p in paths if p}
+    assert {"kb", "tools", "sessions", "runtime", "keys", "support"} <= {p[0] for p in paths if p}
+    runner = CliRunner()
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output and "--help" in result.output
