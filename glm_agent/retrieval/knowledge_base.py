@@ -322,7 +322,7 @@ class KnowledgeBase:
         if k <= 0:
             return []
         depth = candidates or max(4 * k, 50)
-        if mode == "hybrid" and query_vector is None and not covers(self.embedder, query):
+        if mode == "hybrid" and not covers(self.embedder, query):
             mode = "bm25"  # the embedder does not know the query's language: its scores are noise
         if mode != "bm25" and query_vector is None:
             query_vector = self.embedder.embed([query])[0]
