@@ -2,6 +2,7 @@
 
 The database is the raw JSON dict of `db.json` (kept in the raw shape: optional order keys are
 absent until a tool writes them), handed to every tool as `RunContext.deps` (a `RetailDB`).
+Runs without deps (a served agent) share one copy loaded from `$TAU2_RETAIL_DB`.
 A failing tool raises `ModelRetry("Error: <message>")`: the text tau2 shows the model.
 Money is plain binary64 arithmetic in the specified order; `round(x, 2)` where specified.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,21 @@ class RetailDB:
         if method_id not in methods:
             raise _error("Payment method not found")
         return methods[method_id]  # type: ignore[no-any-return]
+
+
+_DEFAULT_DB: RetailDB | None = None
+
+
+def _db(ctx: RunContext[Any]) -> RetailDB:
+    """The run's database (`deps`), else one process-wide copy loaded from `$TAU2_RETAIL_DB` or
+    the domain's `db.json` in ../shared (how a served agent, which has no deps, gets one)."""
+    global _DEFAULT_DB
+    if isinstance(ctx.deps, RetailDB):
+        return ctx.deps
+    if _DEFAULT_DB is None:
+        default = Path(__file__).resolve().parents[3] / "shared/data/tau2-retail/db.json"
+        _DEFAULT_DB = RetailDB.load(os.environ.get("TAU2_RETAIL_DB", default))
+    return _DEFAULT_DB
 
 
 def _error(message: str) -> ModelRetry:
@@ -189,7 +206,7 @@ def cancel_pending_order(ctx: RunContext[RetailDB], order_id: str, reason: str) 
         order_id: The order id, such as '#W0000000' (with the '#').
         reason: 'no longer needed' or 'ordered by mistake'.
     """
-    db = ctx.deps
+    db = _db(ctx)
     order = db.order(order_id)
     if order["status"] != "pending":
         raise _error("Non-pending order cannot be cancelled")
@@ -250,7 +267,7 @@ def exchange_delivered_order_items(
         new_item_ids: The replacement item ids, matched by position.
         payment_method_id: The payment method that pays or receives the price difference.
     """
-    db = ctx.deps
+    db = _db(ctx)
     order = db.order(order_id)
     if order["status"] != "delivered":
         raise _error("Non-delivered order cannot be exchanged")
@@ -280,7 +297,7 @@ def find_user_id_by_name_zip(
         last_name: Last name (any case).
         zip: Zip code, such as '12345'.
     """
-    for user in ctx.deps.users.values():
+    for user in _db(ctx).users.values():
         name = user["name"]
         if (
             name["first_name"].lower() == first_name.lower()
@@ -297,7 +314,7 @@ def find_user_id_by_email(ctx: RunContext[RetailDB], email: str) -> str:
     Args:
         email: The e-mail address (any case).
     """
-    for user in ctx.deps.users.values():
+    for user in _db(ctx).users.values():
         if user["email"].lower() == email.lower():
             return str(user["user_id"])
     raise _error("User not found")
@@ -309,7 +326,7 @@ def get_order_details(ctx: RunContext[RetailDB], order_id: str) -> str:
     Args:
         order_id: The order id, such as '#W0000000'.
     """
-    return _dump(_order_record(ctx.deps.order(order_id)))
+    return _dump(_order_record(_db(ctx).order(order_id)))
 
 
 def get_product_details(ctx: RunContext[RetailDB], product_id: str) -> str:
@@ -318,7 +335,7 @@ def get_product_details(ctx: RunContext[RetailDB], product_id: str) -> str:
     Args:
         product_id: The product id (not an item id).
     """
-    p = ctx.deps.product(product_id)
+    p = _db(ctx).product(product_id)
     return _dump(
         {
             "name": p["name"],
@@ -334,7 +351,7 @@ def get_item_details(ctx: RunContext[RetailDB], item_id: str) -> str:
     Args:
         item_id: The item id.
     """
-    for product in ctx.deps.products.values():
+    for product in _db(ctx).products.values():
         if item_id in product["variants"]:
             return _dump(_variant_record(product["variants"][item_id]))
     raise _error("Item not found")
@@ -346,12 +363,12 @@ def get_user_details(ctx: RunContext[RetailDB], user_id: str) -> str:
     Args:
         user_id: The user id, such as 'sara_doe_496'.
     """
-    return _dump(_user_record(ctx.deps.user(user_id)))
+    return _dump(_user_record(_db(ctx).user(user_id)))
 
 
 def list_all_product_types(ctx: RunContext[RetailDB]) -> str:
     """List the name and product id of every product type."""
-    names = {p["name"]: p["product_id"] for p in ctx.deps.products.values()}
+    names = {p["name"]: p["product_id"] for p in _db(ctx).products.values()}
     return json.dumps(names, sort_keys=True)
 
 
@@ -376,7 +393,7 @@ def modify_pending_order_address(
         country: Country, such as 'USA'.
         zip: Zip code.
     """
-    order = ctx.deps.order(order_id)
+    order = _db(ctx).order(order_id)
     if "pending" not in order["status"]:
         raise _error("Non-pending order cannot be modified")
     order["address"] = {
@@ -405,7 +422,7 @@ def modify_pending_order_items(
         new_item_ids: The new item ids, matched by position.
         payment_method_id: The payment method that pays or receives the price difference.
     """
-    db = ctx.deps
+    db = _db(ctx)
     order = db.order(order_id)
     if order["status"] != "pending":
         raise _error("Non-pending order cannot be modified")
@@ -446,7 +463,7 @@ def modify_pending_order_payment(
         order_id: The order id, such as '#W0000000'.
         payment_method_id: The new payment method id.
     """
-    db = ctx.deps
+    db = _db(ctx)
     order = db.order(order_id)
     if "pending" not in order["status"]:
         raise _error("Non-pending order cannot be modified")
@@ -493,7 +510,7 @@ def modify_user_address(
         country: Country, such as 'USA'.
         zip: Zip code.
     """
-    user = ctx.deps.user(user_id)
+    user = _db(ctx).user(user_id)
     user["address"] = {
         "address1": address1,
         "address2": address2,
@@ -515,7 +532,7 @@ def return_delivered_order_items(
         item_ids: Item ids in the order to return (repeats allowed).
         payment_method_id: Where the refund goes: the original method or a gift card.
     """
-    db = ctx.deps
+    db = _db(ctx)
     order = db.order(order_id)
     if order["status"] != "delivered":
         raise _error("Non-delivered order cannot be returned")

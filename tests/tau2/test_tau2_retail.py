@@ -231,3 +231,27 @@ def test_failed_calls_leave_the_db_unchanged(base_db: rt.RetailDB) -> None:
     )
     call(db, "get_order_details", order_id="#W0000000")
     assert db.canonical_hash() == before
+
+
+@needs_data
+def test_example_agent_uses_the_domain_policy_and_tools() -> None:
+    from glm_agent import Agent
+
+    agent = Agent.from_yaml(str(EXAMPLE / "agent.yaml"))
+    assert agent.system_prompt == (DATA / "policy.md").read_text(encoding="utf-8")
+    assert len(agent.tools) == 16 and "cancel_pending_order" in agent.tools
+    assert agent.tools.get("cancel_pending_order").policy.requires_approval
+    # a served agent has no deps: the tools fall back to the domain's db.json
+    content, error = call_without_deps("find_user_id_by_email", email="NOBODY@example.com")
+    assert (content, error) == ("Error: User not found", True)
+
+
+def call_without_deps(name: str, **args: Any) -> tuple[str, bool]:
+    from glm_agent._execution import execute_calls
+    from glm_agent.messages import ToolCall
+
+    registry = load_registry(EXAMPLE / "tools.yaml")
+    records = asyncio.run(
+        execute_calls([ToolCall.from_args(name, args)], registry, RunContext(deps=None))
+    )
+    return records[0].content, records[0].status != "ok"
