@@ -226,10 +226,17 @@ def main() -> None:
             )
         rows.extend(pair)
     floor = thread_hop_floor(args.runs * args.steps)
-    print(f"\nThread dispatch floor (one asyncio.to_thread round trip of a no-op, the hop every "
-          f"sync tool call takes in both frameworks): median {floor:.1f} µs")
-    rows.append({"variant": "floor", "framework": "asyncio.to_thread round trip",
-                 "median_us_per_step": floor})
+    print(
+        f"\nThread dispatch floor (one asyncio.to_thread round trip of a no-op, the hop every "
+        f"sync tool call takes in both frameworks): median {floor:.1f} µs"
+    )
+    rows.append(
+        {
+            "variant": "floor",
+            "framework": "asyncio.to_thread round trip",
+            "median_us_per_step": floor,
+        }
+    )
     out = Path(__file__).parent / "results" / "agent_overhead.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=2))
