@@ -14,15 +14,16 @@ No torch; tiktoken, `tokenizers` and transformers are imported only where they a
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from glm_agent.exceptions import ConfigError, MissingDependencyError
+from glm_agent.glm._incremental import IncrementalDecoder
+from glm_agent.glm._tiktoken_backend import Backend, TiktokenBackend, load_tiktoken_ranks
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -63,99 +64,6 @@ GLM4_PROMPT_PREFIX: tuple[str, ...] = ("[gMASK]", "<sop>")
 _EOS_TOKEN = "<|endoftext|>"  # eos and pad of glm-4-9b-chat(-hf)
 
 
-class _Backend(Protocol):
-    """What GLMTokenizer needs from an encoding engine."""
-
-    n_vocab: int
-    engine: str
-
-    def encode(self, text: str, allow_special: bool) -> list[int]: ...
-
-    def decode_bytes(self, ids: Sequence[int]) -> bytes: ...
-
-    def token_bytes(self, token_id: int) -> bytes: ...
-
-    def tokenizer_json(self) -> str: ...
-
-
-def load_tiktoken_ranks(path: str | Path) -> dict[bytes, int]:
-    """Read a tiktoken BPE file: one `base64-token rank` pair a line.
-
-    Args:
-        path: The file, e.g. glm-4-9b-chat's `tokenizer.model`.
-
-    Returns:
-        The mergeable ranks, token bytes to rank.
-
-    Raises:
-        ConfigError: A line that is not `base64 integer`, or a rank given twice.
-    """
-    ranks: dict[bytes, int] = {}
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                token_b64, rank_text = line.split()
-                token, rank = base64.b64decode(token_b64, validate=True), int(rank_text)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"expected 'base64-token rank', got {line[:60]!r} ({exc})",
-                    path=str(path),
-                    line=lineno,
-                ) from exc
-            ranks[token] = rank
-    if len(set(ranks.values())) != len(ranks):
-        raise ConfigError("two tokens share one rank; not a tiktoken BPE file", path=str(path))
-    return ranks
-
-
-class _TiktokenBackend:
-    """tiktoken over mergeable ranks: the fast path for encode, decode and streaming."""
-
-    def __init__(
-        self, ranks: dict[bytes, int], special_tokens: Mapping[str, int], pattern: str
-    ) -> None:
-        import tiktoken
-
-        self.ranks = ranks
-        self.special_tokens = dict(special_tokens)
-        self.pattern = pattern
-        self.encoding = tiktoken.Encoding(
-            "glm4", pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens
-        )
-        self.n_vocab: int = self.encoding.n_vocab
-        self.engine = "tiktoken"
-        self.json_text: str | None = None
-
-    def encode(self, text: str, allow_special: bool) -> list[int]:
-        if allow_special:
-            return self.encoding.encode(text, allowed_special="all")
-        return self.encoding.encode_ordinary(text)
-
-    def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        try:
-            return self.encoding.decode_bytes(ids)
-        except (KeyError, OverflowError, TypeError):
-            # Ids past the vocabulary (GLM-4's embedding has 151,552 rows for 151,343 tokens)
-            # decode to nothing, as in transformers, rather than failing a whole stream.
-            return b"".join([self.token_bytes(int(i)) for i in ids])
-
-    def token_bytes(self, token_id: int) -> bytes:
-        try:
-            return self.encoding.decode_single_token_bytes(token_id)
-        except (KeyError, OverflowError):
-            return b""
-
-    def tokenizer_json(self) -> str:
-        from glm_agent.glm._hf_tokenizer import build_bpe_tokenizer
-
-        if self.json_text is None:  # built once: about 2 s
-            tok = build_bpe_tokenizer(self.ranks, self.special_tokens, self.pattern)
-            self.json_text = tok.to_str()
-        return self.json_text
-
-
 class GLMTokenizer:
     """GLM-4's tokenizer: encode / decode with special tokens, fast (tiktoken).
 
@@ -170,7 +78,7 @@ class GLMTokenizer:
 
     def __init__(
         self,
-        backend: _Backend,
+        backend: Backend,
         special_tokens: Mapping[str, int],
         *,
         eos_token_ids: Sequence[int] | None = None,
@@ -240,7 +148,7 @@ class GLMTokenizer:
                 f"special token ids {clash[:5]} are also BPE ranks; special ids must come "
                 f"after the {len(ranks)} ranks"
             )
-        return cls(_TiktokenBackend(ranks, special_tokens, pattern), special_tokens)
+        return cls(TiktokenBackend(ranks, special_tokens, pattern), special_tokens)
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> GLMTokenizer:
@@ -395,84 +303,23 @@ def _load_tiktoken(
     )
 
 
-_JSON_CACHE: dict[str, tuple[_Backend, dict[str, int]]] = {}
+_JSON_CACHE: dict[str, tuple[Backend, dict[str, int]]] = {}
 
 
-def _load_tokenizer_json(file: Path) -> tuple[_Backend, dict[str, int]]:
+def _load_tokenizer_json(file: Path) -> tuple[Backend, dict[str, int]]:
     """Load a tokenizer.json, once per distinct content (checkpoints often share one)."""
     from glm_agent.glm._hf_tokenizer import JsonTokenizerBackend, load_tokenizer_json
 
     key = hashlib.sha256(file.read_bytes()).hexdigest()
     if key not in _JSON_CACHE:
         loaded = load_tokenizer_json(file, GLM4_PATTERN)
-        backend: _Backend
+        backend: Backend
         if loaded.ranks is None:
             backend = JsonTokenizerBackend(loaded.text)
         else:
-            backend = _TiktokenBackend(loaded.ranks, loaded.special_tokens, GLM4_PATTERN)
+            backend = TiktokenBackend(loaded.ranks, loaded.special_tokens, GLM4_PATTERN)
             backend.json_text = loaded.text  # the checkpoint's own file, not a rebuild
         while len(_JSON_CACHE) >= 4:
             _JSON_CACHE.pop(next(iter(_JSON_CACHE)))
         _JSON_CACHE[key] = (backend, loaded.special_tokens)
     return _JSON_CACHE[key]
-
-
-class IncrementalDecoder:
-    """Streamed token ids to text that never ends inside a UTF-8 character.
-
-    Keeps only the bytes of an unfinished character between calls, so each `add` costs O(1)
-    amortised. The concatenation of every `add` result and `flush()` equals
-    `tokenizer.decode(all_ids)`.
-
-    Args:
-        tokenizer: The tokenizer whose ids are streamed.
-        skip_special_tokens: Leave special tokens out of the text.
-    """
-
-    def __init__(self, tokenizer: GLMTokenizer, *, skip_special_tokens: bool = False) -> None:
-        self._token_bytes = tokenizer.token_bytes
-        self._is_special = tokenizer.is_special
-        self._skip_special = skip_special_tokens
-        self._pending = b""
-
-    def add(self, token_id: int) -> str:
-        """Add one token; return the text it completes (often empty for a split character)."""
-        token_id = int(token_id)  # numpy / torch scalars hash unlike ints
-        if self._skip_special and self._is_special(token_id):
-            return ""
-        data = self._pending + self._token_bytes(token_id)
-        cut = _complete_prefix_len(data)
-        self._pending = data[cut:]
-        return data[:cut].decode("utf-8", errors="replace") if cut else ""
-
-    def add_many(self, token_ids: Sequence[int]) -> str:
-        """Add several tokens; return the text they complete."""
-        return "".join(self.add(i) for i in token_ids)
-
-    def flush(self) -> str:
-        """Return what is held back (an unfinished character decodes as U+FFFD) and reset."""
-        text = self._pending.decode("utf-8", errors="replace")
-        self._pending = b""
-        return text
-
-
-def _complete_prefix_len(data: bytes) -> int:
-    """Length of `data` without a trailing, still unfinished UTF-8 character.
-
-    The cut is always just before a lead byte, where a whole-text decoder would also start a
-    new character, so decoding the parts separately gives the same text as decoding it whole.
-    """
-    n = len(data)
-    for back in range(1, min(4, n) + 1):
-        byte = data[n - back]
-        if byte & 0xC0 != 0x80:  # the last byte that is not a continuation byte
-            if 0xC0 <= byte < 0xE0:
-                need = 2
-            elif 0xE0 <= byte < 0xF0:
-                need = 3
-            elif 0xF0 <= byte < 0xF8:
-                need = 4
-            else:
-                need = 1
-            return n - back if back < need else n
-    return n
