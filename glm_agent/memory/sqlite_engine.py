@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,25 @@ __all__ = ["SQLiteEngine"]
 T = TypeVar("T")
 
 _MAX_GROUP = 256  # most writes committed in one transaction
+
+
+def _retry_while_locked(op: Callable[[], Any], timeout: float) -> Any:
+    """Run `op`, retrying while SQLite says the database is locked or busy.
+
+    Switching a new database to WAL takes an exclusive lock, and when several connections race
+    to do it SQLite can answer SQLITE_BUSY at once, without waiting on the busy timeout.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return op()
+        except sqlite3.OperationalError as e:
+            locked = "locked" in str(e) or "busy" in str(e)
+            if not locked or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 class SQLiteEngine:
@@ -60,7 +80,7 @@ class SQLiteEngine:
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self._busy_timeout)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._migrate(conn)
             self._conn = conn

@@ -137,3 +137,25 @@ def test_store_reopens_after_crash_with_usable_file(tmp_path: Path) -> None:
             return await store.append("acme", "after", [UserMessage(content="ok")])
 
     assert asyncio.run(append()) == 1
+
+
+def test_opening_a_sqlite_file_while_another_writer_holds_its_lock(tmp_path: Path) -> None:
+    """Switching to WAL while another connection holds a write lock fails at once (SQLite skips
+    its busy handler there, to avoid a deadlock); the store must wait for the lock instead."""
+    import threading
+
+    from glm_agent.memory import SQLiteStore
+    from glm_agent.messages import UserMessage
+
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other_app (x)")
+    other.execute("BEGIN IMMEDIATE")  # a RESERVED lock, held for 0.5 s
+    other.execute("INSERT INTO other_app VALUES (1)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    store = SQLiteStore(str(path))
+    try:
+        assert asyncio.run(store.append("t", "s", [UserMessage(content="hi")])) == 1
+    finally:
+        asyncio.run(store.aclose())
+        other.close()
