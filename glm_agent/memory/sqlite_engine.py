@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 from glm_agent.exceptions import UserError
 from glm_agent.memory.migrations import SQLITE_MIGRATIONS, too_new
 
-__all__ = ["SQLiteEngine"]
+__all__ = ["SQLiteEngine", "retry_while_locked"]
 
 T = TypeVar("T")
 
 _MAX_GROUP = 256  # most writes committed in one transaction
 
 
-def _retry_while_locked(op: Callable[[], Any], timeout: float) -> Any:
+def retry_while_locked(op: Callable[[], Any], timeout: float) -> Any:
     """Run `op`, retrying while SQLite says the database is locked or busy.
 
     Switching a new database to WAL takes an exclusive lock, and when several connections race
@@ -80,7 +80,7 @@ class SQLiteEngine:
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
-            _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self._busy_timeout)
+            retry_while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self._busy_timeout)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._migrate(conn)
             self._conn = conn

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glm_agent.memory.sqlite_engine import retry_while_locked
+
 __all__ = ["BotDB", "Conversation"]
 
 _SCHEMA = """
@@ -87,7 +89,8 @@ class BotDB:
         self._lock = threading.RLock()
         with self._lock:
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
+                # several server workers may open a new file at once
+                retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"), 30.0)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
