@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from glm_agent.runtime.budget import ContextBudget, context_budget
 from glm_agent.runtime.detokenize import IncrementalText, StopStrings
 from glm_agent.runtime.sampling import SamplingParams, sample_next
+from glm_agent.runtime.transformers_compat import cache_capacity, cache_kwargs, new_static_cache
 
 if TYPE_CHECKING:
     import torch
@@ -39,9 +40,7 @@ LogitsHook = Callable[["torch.Tensor", list[list[int]]], "torch.Tensor"]
 
 def new_cache(model: Any, batch_size: int, max_len: int) -> Any:
     """A preallocated `StaticCache` of `max_len` slots per sequence (allocated on first write)."""
-    from transformers import StaticCache
-
-    return StaticCache(config=model.config, max_cache_len=max_len)
+    return new_static_cache(model, max_len)
 
 
 def _forward(
@@ -50,14 +49,16 @@ def _forward(
     cache: Any,
     padding: torch.Tensor | None,
     positions: torch.Tensor,
+    slots: torch.Tensor | None,
 ) -> torch.Tensor:
-    # ids, positions: [B, T]; padding: [B, S] bool over cache slots, or None when nothing is padded
+    # ids, positions: [B, T]; padding: [B, S] bool over cache slots, or None when nothing is
+    # padded; slots: [T] the cache slots this pass writes (None: the cache knows)
     out = model(
         input_ids=ids,
         attention_mask=padding,
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
+        **cache_kwargs(model, cache, slots),
         logits_to_keep=1,  # lm_head on the last position only: never [T, 151552] logits
     )
     logits: torch.Tensor = out.logits[:, -1].float()  # [B, V]
@@ -78,13 +79,16 @@ def prefill(
     Attention per chunk is over `[chunk, cached + chunk]`, so memory grows linearly with the
     prompt. Returns None when cancelled between chunks.
     """
+    import torch
+
     t = ids.shape[1]
     logits: torch.Tensor | None = None
     for start in range(0, t, chunk):
         if cancel is not None and cancel.is_set():
             return None
         end = min(start + chunk, t)
-        logits = _forward(model, ids[:, start:end], cache, padding, positions[:, start:end])
+        slots = torch.arange(start, end, device=ids.device)
+        logits = _forward(model, ids[:, start:end], cache, padding, positions[:, start:end], slots)
     return logits
 
 
@@ -94,9 +98,13 @@ def decode_step(
     cache: Any,
     padding: torch.Tensor | None,
     positions: torch.Tensor,
+    slot: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One token per row through the model: tokens, positions `[B, 1]` -> logits `[B, V]`."""
-    return _forward(model, tokens, cache, padding, positions)
+    """One token per row through the model: tokens, positions `[B, 1]` -> logits `[B, V]`.
+
+    `slot` (`[1]`) is the cache slot written; None lets the cache count its own length.
+    """
+    return _forward(model, tokens, cache, padding, positions, slot)
 
 
 @dataclass
@@ -296,7 +304,7 @@ class _Run:
         b, longest = len(self.prompts), max(len(p) for p in self.prompts)
         dev = eng.device
         cache = eng.cache_for(b, longest + self.max_new)
-        max_len = int(cache.layers[0].get_max_length())
+        max_len = cache_capacity(cache)
         ids = torch.full((b, longest), eng.pad_token_id, dtype=torch.long, device=dev)
         padding: torch.Tensor | None = None
         real = torch.zeros((b, max_len), dtype=torch.bool, device=dev)
@@ -325,7 +333,7 @@ class _Run:
         shared = self.cancel[0] if all(c is self.cancel[0] for c in self.cancel) else None
         logits = prefill(eng.model, ids, cache, padding, positions, eng.prefill_chunk, shared)
         seen = ids
-        for _step in range(self.max_new):
+        for step in range(self.max_new):
             for r in range(b):
                 if not done[r] and (logits is None or self._cancelled(r)):
                     self.results[r].finish_reason, done[r] = "cancelled", True
@@ -349,7 +357,8 @@ class _Run:
                 device=dev,
             )  # [B]
             seen = torch.cat([seen, tok[:, None]], dim=1)
-            logits = eng._decode_fn(eng.model, tok[:, None], cache, padding, next_pos)
+            slot = torch.full((1,), longest + step, dtype=torch.long, device=dev)
+            logits = eng._decode_fn(eng.model, tok[:, None], cache, padding, next_pos, slot)
             next_pos = next_pos + 1
         for r in range(b):
             res = self.results[r]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from glm_agent.exceptions import MissingDependencyError
+from glm_agent.runtime.transformers_compat import mask_query_span
 
 if TYPE_CHECKING:
     import torch
@@ -98,16 +99,18 @@ def choose_bias(q_len: int, q_offset: int, padding: torch.Tensor | None) -> Bias
 
 def xformers_mask(
     batch_size: int,
-    q_length: int,
-    kv_length: int,
+    q_length: int | None = None,
+    kv_length: int = 0,
     q_offset: Any = 0,
     kv_offset: int = 0,
     attention_mask: torch.Tensor | None = None,
+    *,
+    cache_position: torch.Tensor | None = None,
     **kwargs: Any,
 ) -> BiasPlan:
     """transformers mask-interface entry for `"xformers"`: a `BiasPlan`, never a dense mask."""
-    offset = int(q_offset)  # StaticCache reports a 0-d tensor; one host sync per forward pass
-    return choose_bias(q_length, offset, attention_mask)
+    q_len, offset = mask_query_span(q_length, q_offset, cache_position)
+    return choose_bias(q_len, offset, attention_mask)
 
 
 def gqa_5d_views(

@@ -35,6 +35,17 @@ def test_bias_choice() -> None:
     assert plan.padding is not None and plan.padding.shape == (2, 12)
 
 
+def _call_mask(fn: Callable[..., Any], q_len: int, q_offset: int, **kwargs: Any) -> Any:
+    """Call a mask-interface function the way the installed transformers does."""
+    import inspect
+
+    from transformers.masking_utils import sdpa_mask
+
+    if "cache_position" in inspect.signature(sdpa_mask).parameters:  # 4.57
+        return fn(cache_position=torch.arange(q_offset, q_offset + q_len), **kwargs)
+    return fn(q_length=q_len, q_offset=torch.tensor(q_offset), **kwargs)
+
+
 @pytest.mark.parametrize(("q_len", "q_offset"), [(6, 0), (5, 7), (1, 20)])
 @pytest.mark.parametrize("padded", [False, True])
 def test_plan_matches_transformers_sdpa_mask(q_len: int, q_offset: int, padded: bool) -> None:
@@ -44,15 +55,11 @@ def test_plan_matches_transformers_sdpa_mask(q_len: int, q_offset: int, padded: 
     padding = torch.ones(2, kv, dtype=torch.bool)
     if padded:
         padding[0, :2] = False
-    plan = xformers_mask(2, q_len, kv, q_offset=torch.tensor(q_offset), attention_mask=padding)
-    ref = sdpa_mask(
-        batch_size=2,
-        q_length=q_len,
-        kv_length=kv,
-        q_offset=q_offset,
-        attention_mask=padding,
-        allow_is_causal_skip=False,
-    )
+    common = {"batch_size": 2, "kv_length": kv, "attention_mask": padding}
+    plan = _call_mask(xformers_mask, q_len, q_offset, **common)
+    expected = choose_bias(q_len, q_offset, padding)
+    assert (plan.kind, plan.q_len, plan.kv_len) == (expected.kind, expected.q_len, expected.kv_len)
+    ref = _call_mask(sdpa_mask, q_len, q_offset, allow_is_causal_skip=False, **common)
     assert ref is not None
     ours = plan.dense(2)
     seen = ref.any(dim=-1, keepdim=True)  # pad queries see nothing in transformers' mask...
