@@ -3,6 +3,10 @@
 One worker thread owns the engine. Each round it takes every queued job (up to
 `max_batch_size`, and only as many as the context budget holds together), runs them as one
 left-padded batch, streams each row's text to its own callback and resolves its future.
+
+A worker never dies silently: a batch that raises fails each of its jobs with a `ModelError`
+naming the cause, and if the worker thread itself dies, every job still queued fails the same
+way at once and the next `submit` starts a fresh worker.
 """
 
 from __future__ import annotations
@@ -14,13 +18,26 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from glm_agent.exceptions import ContextLengthError
+from glm_agent.exceptions import ContextLengthError, GlmAgentError, ModelError
 from glm_agent.runtime.engine import Engine, GenerationResult, LogitsHook
 from glm_agent.runtime.sampling import SamplingParams
 
 __all__ = ["Batcher"]
 
 log = logging.getLogger("glm_agent.runtime")
+
+
+def worker_error(error: BaseException) -> BaseException:
+    """What a waiting request gets when generation fails under it.
+
+    Our own errors (a `ContextLengthError`, say) pass through as they are; anything else
+    becomes a `ModelError` that names the cause and chains it.
+    """
+    if isinstance(error, GlmAgentError):
+        return error
+    wrapped = ModelError(f"local generation failed: {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
 
 
 @dataclass
@@ -68,9 +85,9 @@ class Batcher:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             self._queue.append(job)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._loop, name="glm-agent-batcher", daemon=True
+                    target=self._run_worker, name="glm-agent-batcher", daemon=True
                 )
                 self._thread.start()
             self._wake.notify()
@@ -119,6 +136,23 @@ class Batcher:
                     batch.append(job)  # alone, it raises its own ContextLengthError below
             return batch
 
+    def _run_worker(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:
+            # The worker itself died (not one batch): nobody would ever serve what is queued,
+            # so fail it now; the next submit starts a new worker.
+            log.error("batcher worker died: %r", e)
+            error = worker_error(e)
+            with self._wake:
+                queued, self._thread = list(self._queue), None
+                self._queue.clear()
+            for job in queued:
+                if job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(error)
+            if not isinstance(e, Exception):
+                raise  # KeyboardInterrupt, SystemExit: not ours to swallow
+
     def _loop(self) -> None:
         while (batch := self._take()) is not None:
             if not batch:
@@ -138,7 +172,10 @@ class Batcher:
                 for job, result in zip(batch, run.results, strict=True):
                     job.future.set_result(result)
             except BaseException as e:  # every job of the failed batch gets the error
-                log.debug("batch of %d failed: %r", len(batch), e)
+                log.warning("batch of %d failed: %r", len(batch), e)
+                error = worker_error(e)
                 for job in batch:
                     if not job.future.done():
-                        job.future.set_exception(e)
+                        job.future.set_exception(error)
+                if not isinstance(e, Exception):
+                    raise  # the worker dies; _run_worker fails what is queued
