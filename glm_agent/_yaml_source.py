@@ -1,112 +1,132 @@
-"""YAML config files read with line numbers: `${ENV}` substitution and file:line (key) errors."""
+"""YAML read with `yaml.safe_load` semantics, keeping the line of every key for error messages."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 from glm_agent.exceptions import ConfigError
 
-__all__ = ["KeyPath", "key_path", "merge", "nearest_line", "read_yaml"]
+__all__ = ["KeyPath", "YamlSource", "read_yaml"]
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KeyPath = tuple[str | int, ...]
-"""Where a value sits in a file: mapping keys and list indexes from the top."""
+"""Where a value sits in a document: mapping keys and list indexes from the root."""
 
 
-def key_path(loc: tuple[str | int, ...]) -> KeyPath:
-    """A pydantic error location without the names of union branches (`str`, `ModelConfig`)."""
-    return tuple(
-        p
-        for p in loc
-        if not (isinstance(p, str) and (p[:1].isupper() or p in ("str", "function-after")))
-    )
+def key_text(path: KeyPath) -> str:
+    """A key path as `tools[0].http.url`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
-def nearest_line(lines: Mapping[KeyPath, int], path: KeyPath) -> int | None:
-    """The line of `path`, or of its closest parent that has one."""
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return None
+@dataclass
+class YamlSource:
+    """A parsed YAML document and the line (1-based) where each key path starts."""
 
+    path: str
+    """The file it was read from."""
+    data: Any
+    """The document, as `yaml.safe_load` returns it."""
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    """Line of each mapping key and list item, by key path."""
 
-def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            sub = (*path, str(key_node.value))
-            lines[sub] = key_node.start_mark.line + 1
-            _record_lines(value_node, sub, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _record_lines(item, (*path, i), lines)
+    def line(self, path: KeyPath) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
 
-
-def _substitute(value: Any, path: KeyPath, lines: dict[KeyPath, int], file: str) -> Any:
-    if isinstance(value, dict):
-        return {k: _substitute(v, (*path, str(k)), lines, file) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, (*path, i), lines, file) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "${" not in value:
-        return value
-
-    import os
-
-    def repl(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(
-            f"environment variable {name!r} is not set (write ${{{name}:-default}} for a default)",
-            path=file,
-            line=nearest_line(lines, path),
-            key=".".join(map(str, path)),
+    def error(self, message: str, path: KeyPath) -> ConfigError:
+        """A `ConfigError` pointing at `path` in this file."""
+        return ConfigError(
+            message, path=self.path, line=self.line(path), key=key_text(path) or None
         )
 
-    return _ENV.sub(repl, value)
+
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 
 
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
-    """A YAML mapping with `${ENV}` substituted, and the line of every key path.
+class _Builder(SafeConstructor):
+    """Builds plain data from composed nodes, recording the line of each key on the way."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.lines: dict[KeyPath, int] = {}
+
+    def build(self, node: yaml.Node, where: KeyPath) -> Any:
+        self.lines.setdefault(where, node.start_mark.line + 1)
+        if node.tag not in (_MAP, _SEQ):
+            # Scalars and explicitly tagged collections: SafeConstructor decides, refusing
+            # every tag `yaml.safe_load` refuses (`!!python/...`).
+            return self.construct_object(node, deep=True)
+        if isinstance(node, yaml.MappingNode):
+            explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            self.flatten_mapping(node)  # resolves `<<` merge keys, as safe_load does
+            merged = len(node.value) - explicit  # merged pairs come first; explicit keys win
+            out: dict[Any, Any] = {}
+            seen: set[Any] = set()
+            for i, (key_node, value_node) in enumerate(node.value):
+                key = self.construct_object(key_node, deep=True)
+                key_line = key_node.start_mark.line + 1
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    raise ConfigError(
+                        f"mapping keys must be scalars, got {type(key).__name__}",
+                        path=self.path,
+                        line=key_line,
+                        key=key_text(where) or None,
+                    )
+                sub = (*where, str(key))
+                if i >= merged:
+                    if key in seen:
+                        raise ConfigError(
+                            f"duplicate key {key!r}",
+                            path=self.path,
+                            line=key_line,
+                            key=key_text(sub),
+                        )
+                    seen.add(key)
+                self.lines[sub] = key_line
+                out[key] = self.build(value_node, sub)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*where, i)) for i, item in enumerate(node.value)]
+        return self.construct_object(node, deep=True)
+
+
+def read_yaml(path: str | Path, text: str | None = None) -> YamlSource:
+    """Parse one YAML document, keeping the line of each key.
+
+    Args:
+        path: The file (read unless `text` is given; used in error messages either way).
+        text: The document's text, when already in memory.
 
     Raises:
-        ConfigError: the file is missing, not YAML, not a mapping, or names an unset variable.
+        ConfigError: The file is missing or is not valid YAML (with its line).
     """
-    file = str(path)
+    name = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read the file: {e.strerror or e}", path=name) from e
+    builder = _Builder(name)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read the file: {e.strerror}", path=file) from None
-    try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
+        data = None if node is None else builder.build(node, ())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(
-            f"not valid YAML: {getattr(e, 'problem', e)}", path=file, line=line
-        ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping at the top, got {type(data).__name__}", path=file)
-    lines: dict[KeyPath, int] = {}
-    if node is not None:
-        _record_lines(node, (), lines)
-    return _substitute(data, (), lines, file), lines
-
-
-def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `over` merged in, mappings merged key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+        raise ConfigError(f"invalid YAML: {e.problem or e}", path=name, line=line) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"invalid YAML: {e}", path=name) from e
+    return YamlSource(name, data, builder.lines)

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
+from glm_agent._sync_bridge import run_sync
 from glm_agent.memory._open import open_store
 from glm_agent.memory._session import (
     Session,
     SessionInfo,
     SessionMetadata,
     SessionStatus,
-    SessionStore,
     Summary,
 )
+from glm_agent.memory._store import SessionStore
 from glm_agent.messages import Message
 
 __all__ = ["SyncSessionStore"]
 
-T = TypeVar("T")
-
 
 class SyncSessionStore:
-    """A session store with blocking methods, run on a private event loop in a helper thread.
+    """A session store with blocking methods, run on glm-agent's shared sync bridge.
 
-    The store's connections belong to that loop, so the facade is safe from any thread, also from
-    inside a running event loop. Close it with `close()` or `with`.
+    The store's connections belong to the bridge's loop, so the facade is safe from any thread,
+    also from inside a running event loop. Close it with `close()` or `with`.
 
     Args:
         store: A store URL (`sqlite:///bot.db`...) or a `SessionStore` not used by another loop yet.
@@ -35,14 +31,7 @@ class SyncSessionStore:
 
     def __init__(self, store: str | SessionStore) -> None:
         self.store = open_store(store) if isinstance(store, str) else store
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="glm-session-store", daemon=True
-        )
-        self._thread.start()
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        self._closed = False
 
     def __enter__(self) -> SyncSessionStore:
         return self
@@ -60,7 +49,7 @@ class SyncSessionStore:
         metadata: SessionMetadata | None = None,
     ) -> int:
         """See `SessionStore.append`."""
-        return self._call(
+        return run_sync(
             self.store.append(
                 tenant, session_id, messages, expected_version=expected_version, metadata=metadata
             )
@@ -68,7 +57,7 @@ class SyncSessionStore:
 
     def load(self, tenant: str, session_id: str) -> Session | None:
         """See `SessionStore.load`."""
-        return self._call(self.store.load(tenant, session_id))
+        return run_sync(self.store.load(tenant, session_id))
 
     def list_sessions(
         self,
@@ -79,37 +68,32 @@ class SyncSessionStore:
         limit: int = 100,
     ) -> list[SessionInfo]:
         """See `SessionStore.list_sessions`."""
-        return self._call(
+        return run_sync(
             self.store.list_sessions(tenant, customer_id=customer_id, status=status, limit=limit)
         )
 
     def delete(self, tenant: str, session_id: str) -> bool:
         """See `SessionStore.delete`."""
-        return self._call(self.store.delete(tenant, session_id))
+        return run_sync(self.store.delete(tenant, session_id))
 
     def delete_customer(self, tenant: str, customer_id: str) -> int:
         """See `SessionStore.delete_customer`."""
-        return self._call(self.store.delete_customer(tenant, customer_id))
+        return run_sync(self.store.delete_customer(tenant, customer_id))
 
     def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
         """See `SessionStore.set_metadata`."""
-        self._call(self.store.set_metadata(tenant, session_id, metadata))
+        run_sync(self.store.set_metadata(tenant, session_id, metadata))
 
     def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
         """See `SessionStore.set_summary`."""
-        return self._call(self.store.set_summary(tenant, session_id, summary))
+        return run_sync(self.store.set_summary(tenant, session_id, summary))
 
     def purge_expired(self) -> int:
         """See `SessionStore.purge_expired`."""
-        return self._call(self.store.purge_expired())
+        return run_sync(self.store.purge_expired())
 
     def close(self) -> None:
-        """Close the store and stop the helper thread."""
-        if self._loop.is_closed():
-            return
-        try:
-            self._call(self.store.aclose())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+        """Close the store (closing twice does nothing)."""
+        if not self._closed:
+            self._closed = True
+            run_sync(self.store.aclose())

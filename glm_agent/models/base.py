@@ -1,18 +1,16 @@
 """The `ChatModel` protocol every backend implements.
 
 A backend implements `request` (one turn) and, if it can stream, `request_stream`. Sync callers
-use `request_sync` / `stream_sync`, which run the async methods on a private event loop.
+use `request_sync` / `stream_sync`, which run the async methods on the shared sync bridge
+(`glm_agent._sync_bridge`).
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, TypeVar
 
+from glm_agent._sync_bridge import iterate_sync, run_sync
 from glm_agent.messages import (
     Message,
     ModelResponse,
@@ -28,73 +26,6 @@ from glm_agent.messages import (
 from glm_agent.settings import ModelSettings
 
 __all__ = ["ChatModel", "events_from_response", "iterate_sync", "run_sync"]
-
-T = TypeVar("T")
-
-
-class _BackgroundLoop:
-    """One event loop in a daemon thread that runs every sync call.
-
-    Reusing it (instead of `asyncio.run` per call) keeps a sync call cheap: no new loop, no
-    new executor threads, no signal-handler bookkeeping per call.
-    """
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="glm-agent-sync", daemon=True
-                ).start()
-                self._loop = loop
-            return self._loop
-
-
-_BACKGROUND = _BackgroundLoop()
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, also when a loop is already running."""
-    loop = _BACKGROUND.get()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        coro.close()
-        raise RuntimeError("a sync glm-agent call was made from inside an async one; await it")
-    return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-
-def iterate_sync(agen: AsyncIterator[T]) -> Iterator[T]:
-    """Iterate an async iterator from sync code; items arrive as they are produced."""
-    q: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    async def pump() -> None:
-        try:
-            async for item in agen:
-                q.put(("item", item))
-        except BaseException as e:  # handed to the consuming thread
-            q.put(("error", e))
-        finally:
-            q.put(("done", None))
-
-    future = asyncio.run_coroutine_threadsafe(pump(), _BACKGROUND.get())
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "item":
-                yield item
-            elif kind == "error":
-                raise item
-            else:
-                break
-    finally:
-        future.cancel()
 
 
 def events_from_response(response: ModelResponse) -> Iterator[ModelStreamEvent]:
@@ -156,8 +87,7 @@ class ChatModel(abc.ABC):
         settings: ModelSettings | None = None,
     ) -> ModelResponse:
         """Blocking form of `request`."""
-        response: ModelResponse = run_sync(self.request(messages, tools, settings))
-        return response
+        return run_sync(self.request(messages, tools, settings))
 
     def stream_sync(
         self,
