@@ -1,11 +1,12 @@
 """Every error glm-agent raises, as one tree.
 
 ```
-GlmAgentError
-├── ModelRetry                  the model must try again; the message is written back to it
-│   ├── ToolArgumentsError      arguments failed validation against the tool's schema
-│   ├── UnknownToolError        a tool name that is not registered (with did-you-mean)
-│   └── OutputValidationError   a final answer that does not fit the output type
+ModelRetry                      not an error of the run: a signal inside the loop that the model
+├── ToolArgumentsError          must try again; the message is written back to it
+├── UnknownToolError            a tool name that is not registered (with did-you-mean)
+└── OutputValidationError       a final answer that does not fit the output type
+
+GlmAgentError                   every error a caller of glm-agent may have to handle
 ├── UserError                   a usage mistake by the developer; fix the code or config
 │   ├── ToolDefinitionError     a tool that cannot be described (missing docs, bad types)
 │   ├── DuplicateToolError      two tools with one name in a registry
@@ -21,6 +22,10 @@ GlmAgentError
     ├── SessionConflictError    a session changed since it was loaded (versioned append)
     └── RunCancelled            the run was cancelled
 ```
+
+`ModelRetry` stands outside `GlmAgentError` on purpose: handlers that catch every glm-agent error
+(the HTTP error table, the CLI) must never swallow a retry signal, and a tool that catches
+`GlmAgentError` around its own calls must not stop the model from being told to try again.
 
 Exceptions hold data and never log or do I/O.
 """
@@ -74,11 +79,18 @@ class GlmAgentError(Exception):
 # --- the model must retry ---------------------------------------------------------------------
 
 
-class ModelRetry(GlmAgentError):
+class ModelRetry(Exception):
     """Raised (by a tool, a validator or the loop) to ask the model to try again.
 
     The message is written back to the model as the tool result or as a user turn.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ToolArgumentsError(ModelRetry):
