@@ -1,7 +1,13 @@
-"""YAML read with `yaml.safe_load` semantics, keeping the line of every key for error messages."""
+"""The one YAML reader of glm-agent's config files (agent.yaml, tool registries, support.yaml,
+server settings): `yaml.safe_load` semantics, the line of every key kept for error messages,
+duplicate keys refused, and `${ENV}` / `${ENV:-default}` substitution where a file asks for it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +17,13 @@ from yaml.constructor import SafeConstructor
 
 from glm_agent.exceptions import ConfigError
 
-__all__ = ["KeyPath", "YamlSource", "read_yaml"]
+__all__ = ["ENV_VAR", "KeyPath", "YamlSource", "key_path", "key_text", "merge", "read_yaml"]
 
 KeyPath = tuple[str | int, ...]
 """Where a value sits in a document: mapping keys and list indexes from the root."""
+
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+"""`${NAME}` or `${NAME:-default}` in a string value."""
 
 
 def key_text(path: KeyPath) -> str:
@@ -49,6 +58,67 @@ class YamlSource:
         return ConfigError(
             message, path=self.path, line=self.line(path), key=key_text(path) or None
         )
+
+    def mapping(self) -> dict[str, Any]:
+        """The document as a mapping (an empty file is an empty one).
+
+        Raises:
+            ConfigError: The document is a list or a scalar.
+        """
+        if self.data is None:
+            return {}
+        if not isinstance(self.data, dict):
+            raise self.error(f"expected a mapping at the top, got {type(self.data).__name__}", ())
+        return self.data
+
+    def substitute_env(self, env: Mapping[str, str] | None = None) -> YamlSource:
+        """This document with every `${NAME}` / `${NAME:-default}` in its strings replaced.
+
+        Raises:
+            ConfigError: A variable without a default is not set (names the file, line, key).
+        """
+        env = os.environ if env is None else env
+
+        def walk(value: Any, path: KeyPath) -> Any:
+            if isinstance(value, dict):
+                return {k: walk(v, (*path, str(k))) for k, v in value.items()}
+            if isinstance(value, list):
+                return [walk(v, (*path, i)) for i, v in enumerate(value)]
+            if not isinstance(value, str) or "${" not in value:
+                return value
+
+            def one(m: re.Match[str]) -> str:
+                name, default = m.group(1), m.group(2)
+                if name in env:
+                    return env[name]
+                if default is not None:
+                    return default
+                raise self.error(
+                    f"environment variable {name!r} is not set "
+                    f"(write ${{{name}:-default}} for a default)",
+                    path,
+                )
+
+            return ENV_VAR.sub(one, value)
+
+        return YamlSource(self.path, walk(self.data, ()), dict(self.lines))
+
+
+def key_path(loc: tuple[str | int, ...]) -> KeyPath:
+    """A pydantic error location without the names of union branches (`str`, `ModelConfig`)."""
+    return tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and (p[:1].isupper() or p in ("str", "function-after")))
+    )
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `over` merged in, mappings merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 _MAP = "tag:yaml.org,2002:map"
@@ -126,7 +196,7 @@ def read_yaml(path: str | Path, text: str | None = None) -> YamlSource:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {e.problem or e}", path=name, line=line) from e
+        raise ConfigError(f"not valid YAML: {e.problem or e}", path=name, line=line) from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML: {e}", path=name) from e
+        raise ConfigError(f"not valid YAML: {e}", path=name) from e
     return YamlSource(name, data, builder.lines)

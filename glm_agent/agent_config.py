@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from glm_agent._yaml_source import KeyPath, key_path, merge, nearest_line, read_yaml
+from glm_agent._yaml_source import YamlSource, key_path, merge, read_yaml
 from glm_agent.exceptions import ConfigError, UserError
 from glm_agent.settings import ModelSettings
 
@@ -45,7 +45,6 @@ __all__ = [
     "ToolSpec",
     "load_agent",
     "load_agent_config",
-    "read_yaml",
 ]
 
 DATA_DIR = ".glm-agent"
@@ -137,7 +136,7 @@ class AgentConfig(_Strict):
     """Server settings for `glm-agent serve` (validated by `glm_agent.serving.ServerConfig`)."""
     path: Path | None = Field(default=None, exclude=True)
     """The file it was read from (set by the loader)."""
-    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+    _source: YamlSource | None = PrivateAttr(default=None)
     _environment: str | None = PrivateAttr(default=None)
 
     @property
@@ -285,7 +284,7 @@ class AgentConfig(_Strict):
 
     def _line(self, key: str) -> int | None:
         path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
-        return nearest_line(self._lines, path)
+        return None if self._source is None else self._source.line(path)
 
     def _error(self, message: str, key: str) -> ConfigError:
         return ConfigError(
@@ -309,17 +308,15 @@ def load_agent_config(path: str | Path, environment: str | None = None) -> Agent
     Raises:
         ConfigError: naming the file, the line and the key that is wrong.
     """
-    file = str(path)
-    data, lines = read_yaml(path)
+    source = read_yaml(path).substitute_env()
+    data = source.mapping()
     if environment is not None:
         envs = data.get("environments") or {}
         if environment not in envs:
-            raise ConfigError(
+            raise source.error(
                 f"unknown environment {environment!r}; environments: "
                 f"{', '.join(sorted(envs)) or '(none)'}",
-                path=file,
-                line=nearest_line(lines, ("environments",)),
-                key="environments",
+                ("environments",),
             )
         data = merge(data, envs[environment])
     try:
@@ -330,12 +327,9 @@ def load_agent_config(path: str | Path, environment: str | None = None) -> Agent
         located = [(key_path(err["loc"]), err) for err in e.errors()]
         loc, err = max(located, key=lambda pair: len(pair[0]))
         raise ConfigError(
-            err["msg"],
-            path=file,
-            line=nearest_line(lines, loc),
-            key=".".join(map(str, loc)) or None,
+            err["msg"], path=source.path, line=source.line(loc), key=".".join(map(str, loc)) or None
         ) from None
-    config._lines = lines
+    config._source = source
     config._environment = environment
     return config
 

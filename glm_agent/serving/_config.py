@@ -110,9 +110,9 @@ class ServerConfig(BaseModel):
         """The configured keys plus those of `keys_file`."""
         keys = list(self.keys)
         if self.keys_file:
-            from glm_agent.agent_config import read_yaml
+            from glm_agent._yaml_source import read_yaml
 
-            data, _ = read_yaml(base_dir / self.keys_file)
+            data = read_yaml(base_dir / self.keys_file).substitute_env().mapping()
             keys += [ApiKey.model_validate(k) for k in data.get("keys") or []]
         return keys
 

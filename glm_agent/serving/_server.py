@@ -47,7 +47,8 @@ def app_from_yaml(
     Raises:
         ConfigError: naming the file, line and key of a bad setting.
     """
-    from glm_agent.agent_config import DATA_DIR, load_agent_config, read_yaml
+    from glm_agent._yaml_source import read_yaml
+    from glm_agent.agent_config import DATA_DIR, load_agent_config
     from glm_agent.exceptions import ConfigError
     from glm_agent.serving._app import create_app
     from glm_agent.serving._state import ServedAgent
@@ -57,7 +58,7 @@ def app_from_yaml(
     base = Path.cwd()
     source = ""
     if server_config is not None:
-        raw, _ = read_yaml(server_config)
+        raw = read_yaml(server_config).substitute_env().mapping()
         base, source = Path(server_config).parent, str(server_config)
     for p in paths:
         cfg = load_agent_config(p, environment)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from pydantic import BaseModel, ValidationError
 
+from glm_agent._yaml_source import ENV_VAR, KeyPath, YamlSource
 from glm_agent.exceptions import ConfigError, ToolDefinitionError
 from glm_agent.messages import ToolDefinition
 from glm_agent.tools._function import function_tool, pydantic_errors
@@ -22,11 +23,8 @@ from glm_agent.tools._http import HttpClientPool, HttpEndpoint, check_binding
 from glm_agent.tools._schema import clean_schema
 from glm_agent.tools._tool import ArgsValidator, Tool, json_schema_validator
 from glm_agent.tools._yaml_schema import ApiKeyAuth, BasicAuth, BearerAuth, HttpBinding, ToolSpec
-from glm_agent.tools._yaml_source import KeyPath, YamlSource
 
 __all__ = ["ToolEntry", "build_tool", "check_environment", "schema_differences"]
-
-_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -212,12 +210,14 @@ def _substitute(
 
     def sub(text: str, *keys: str | int) -> str:
         def one(m: re.Match[str]) -> str:
-            if m.group(1) not in env:
-                missing.append((m.group(1), keys))
-                return ""
-            return env[m.group(1)]
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is None:
+                missing.append((name, keys))
+            return default or ""
 
-        return _ENV_VAR.sub(one, text)
+        return ENV_VAR.sub(one, text)
 
     update: dict[str, Any] = {
         "url": sub(binding.url, "url"),

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from glm_agent._yaml_source import KeyPath, YamlSource, read_yaml
 from glm_agent.exceptions import ConfigError
 from glm_agent.tools._http import HttpClientPool
 from glm_agent.tools._registry import ToolRegistry
@@ -28,7 +29,6 @@ from glm_agent.tools._yaml_schema import (
     ResponseSelector,
     ToolSpec,
 )
-from glm_agent.tools._yaml_source import KeyPath, YamlSource, read_yaml
 
 __all__ = ["YamlToolRegistry", "load_registry", "registry_from_spec"]
 

@@ -218,7 +218,7 @@ def test_yaml_level_errors(tmp_path: Path) -> None:
         load_registry(bad, env={})
     assert e.value.line == 4
     unsafe = write(tmp_path, "version: 1\ntools: !!python/object/apply:os.system [echo hi]\n")
-    with pytest.raises(ConfigError, match="invalid YAML") as e:
+    with pytest.raises(ConfigError, match="not valid YAML") as e:
         load_registry(unsafe, env={})
     assert e.value.line == 2
     with pytest.raises(ConfigError, match="missing 'version'"):

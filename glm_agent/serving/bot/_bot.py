@@ -91,13 +91,14 @@ class SupportBot(BotCore):
             agent: The agent already built from it (the server's), else it is loaded.
             prepare: Ingest the knowledge sources and load curated answers now.
         """
-        from glm_agent.agent_config import load_agent, read_yaml
+        from glm_agent._yaml_source import read_yaml
+        from glm_agent.agent_config import load_agent
 
         path = Path(agent_yaml)
         support = find_support_config(path)
         config = SupportConfig()
         if support is not None:
-            data, _ = read_yaml(support)
+            data = read_yaml(support).substitute_env().mapping()
             try:
                 config = SupportConfig.model_validate(data)
             except ValidationError as e:
@@ -122,10 +123,10 @@ class SupportBot(BotCore):
         if file and not self.db.query(
             "SELECT 1 FROM curated WHERE tenant=? LIMIT 1", (self.tenant,)
         ):
-            from glm_agent.agent_config import read_yaml
+            from glm_agent._yaml_source import read_yaml
             from glm_agent.serving.bot._console import curated_save
 
-            data, _ = read_yaml(self.base_dir / file)
+            data = read_yaml(self.base_dir / file).substitute_env().mapping()
             for item in data.get("answers") or []:
                 curated_save(
                     self, item["question"], item["answer"], list(item.get("variants") or [])
