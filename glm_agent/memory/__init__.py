@@ -22,10 +22,10 @@ from glm_agent.memory._session import (
     SessionInfo,
     SessionMetadata,
     SessionStatus,
-    SessionStore,
     StoredFact,
     Summary,
 )
+from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 from glm_agent.memory.context import (
     ContextResult,
     ContextWindow,
@@ -47,6 +47,7 @@ __all__ = [
     "ConversationMemory",
     "Embed",
     "Fact",
+    "FactStore",
     "LongTermMemory",
     "PostgresStore",
     "PreparedContext",
@@ -55,6 +56,7 @@ __all__ = [
     "Session",
     "SessionInfo",
     "SessionMetadata",
+    "SessionRecord",
     "SessionStatus",
     "SessionStore",
     "StoredFact",

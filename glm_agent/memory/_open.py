@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from glm_agent.exceptions import UserError
-from glm_agent.memory._session import SessionStore
+from glm_agent.memory._store import SessionStore
 
 __all__ = ["open_store", "split_store_options"]
 

@@ -1,12 +1,12 @@
-"""The session model and the `SessionStore` interface every backend implements."""
+"""The session model: sessions, their metadata and summaries, long-term facts, and the helpers
+every store shares (id checks, the stored JSON form of a turn)."""
 
 from __future__ import annotations
 
-import abc
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -19,7 +19,6 @@ __all__ = [
     "SessionInfo",
     "SessionMetadata",
     "SessionStatus",
-    "SessionStore",
     "StoredFact",
     "Summary",
 ]
@@ -162,102 +161,6 @@ class StoredFact(BaseModel):
     """The embedding, little-endian float32."""
     created_at: float
     """Unix time it was remembered."""
-
-
-class SessionStore(abc.ABC):
-    """Where sessions live: append / load / list / delete, scoped by tenant.
-
-    Every method is async. Appends are atomic: one `append` is one turn that is either stored whole
-    or not at all, and concurrent appends to one session are serialised (none is lost, none
-    interleaves with another). Open one with `open_store(url)`; close it with `aclose()` or
-    `async with`.
-    """
-
-    #: The URL scheme this store answers to.
-    scheme: str = ""
-    #: Seconds a session lives after its last write (None: forever).
-    ttl: float | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    @abc.abstractmethod
-    async def append(
-        self,
-        tenant: str,
-        session_id: str,
-        messages: Sequence[Message],
-        *,
-        expected_version: int | None = None,
-        metadata: SessionMetadata | None = None,
-    ) -> int:
-        """Append one turn (a group of messages) to a session, creating it if needed.
-
-        Args:
-            tenant: The tenant the session belongs to.
-            session_id: The session's id within the tenant.
-            messages: The turn: a user message, tool calls and their results, the answer...
-            expected_version: When given, append only if the session is still at this version
-                (0 for a session that does not exist yet); otherwise raise `SessionConflictError`.
-            metadata: Metadata fields to set at the same time (only those set explicitly).
-
-        Returns:
-            The session's new version.
-        """
-
-    @abc.abstractmethod
-    async def load(self, tenant: str, session_id: str) -> Session | None:
-        """The session with all its messages, or None when it does not exist or has expired."""
-
-    @abc.abstractmethod
-    async def list_sessions(
-        self,
-        tenant: str,
-        *,
-        customer_id: str | None = None,
-        status: SessionStatus | None = None,
-        limit: int = 100,
-    ) -> list[SessionInfo]:
-        """The tenant's live sessions, most recently updated first, optionally filtered."""
-
-    @abc.abstractmethod
-    async def delete(self, tenant: str, session_id: str) -> bool:
-        """Delete a session; True when there was one."""
-
-    @abc.abstractmethod
-    async def delete_customer(self, tenant: str, customer_id: str) -> int:
-        """Delete every session and long-term fact of one customer; the number of sessions."""
-
-    @abc.abstractmethod
-    async def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
-        """Set the fields `metadata` sets explicitly; creates an empty session if needed."""
-
-    @abc.abstractmethod
-    async def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
-        """Store the session's rolling summary; False when the session does not exist."""
-
-    @abc.abstractmethod
-    async def purge_expired(self) -> int:
-        """Delete expired sessions now (reads already hide them); how many were deleted."""
-
-    @abc.abstractmethod
-    async def add_fact(self, tenant: str, customer_id: str, text: str, vector: bytes) -> StoredFact:
-        """Store a long-term fact of a customer; an identical text is stored only once."""
-
-    @abc.abstractmethod
-    async def list_facts(self, tenant: str, customer_id: str) -> list[StoredFact]:
-        """Every long-term fact of a customer, oldest first."""
-
-    @abc.abstractmethod
-    async def delete_fact(self, tenant: str, customer_id: str, fact_id: str) -> bool:
-        """Delete one long-term fact; True when there was one."""
-
-    @abc.abstractmethod
-    async def aclose(self) -> None:
-        """Close connections and pools (the store cannot be used afterwards)."""
 
 
 def now() -> float:

@@ -15,13 +15,16 @@ if ctx.summary_changed:
 await store.append(tenant, session_id, turn, expected_version=session.version if session else 0)
 ```
 
-What goes in, in order: the system prompt (with the rolling summary appended to it), the newest
-history turns that fit, the new messages. A tool call and its results form one unit: both are
-sent or neither. When history does not fit, the oldest units are dropped; with a `summarize`
-callable they are folded into the rolling summary instead, and past a low-water mark
-(`keep_after_summary`) so the following turns fit without summarising again: the summary is
-refreshed incrementally, from the previous summary and the newly dropped messages only.
-Later steps of the same turn (after tool results) call `build` again with `new` = the turn so far.
+What goes in, in order: the system prompt, the rolling summary as a system message of its own, the
+newest history turns that fit, the new messages. The summary is never written into the system
+prompt: the prompt's first bytes stay the same from turn to turn, so a serving engine's prefix
+cache (and the local runtime's prefix reuse) keeps hitting on the system prompt and tools. A tool
+call and its results form one unit: both are sent or neither. When history does not fit, the oldest
+units are dropped; with a `summarize` callable they are folded into the rolling summary instead,
+and past a low-water mark (`keep_after_summary`) so the following turns fit without summarising
+again: the summary is refreshed incrementally, from the previous summary and the newly dropped
+messages only. Later steps of the same turn (after tool results) call `build` again with `new` =
+the turn so far.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ class ContextWindow:
         message_overhead: Tokens each message costs beyond its text (role markers, separators).
         keep_after_summary: When summarising, keep verbatim only the newest turns that fill this
             fraction of the room left for history, so the next turns fit without summarising again.
-        summary_prefix: The text put before the summary in the system message.
+        summary_prefix: The text put before the summary in its system message.
     """
 
     def __init__(
@@ -169,10 +172,10 @@ class ContextWindow:
         return sum(self.message_tokens(m) for m in messages)
 
     def _head(self, system: str | None, summary: Summary | None) -> list[Message]:
-        if summary is None or not summary.text:
-            return [] if system is None else [SystemMessage(content=system)]
-        text = self.summary_prefix + summary.text
-        return [SystemMessage(content=text if system is None else f"{system}\n\n{text}")]
+        head: list[Message] = [] if system is None else [SystemMessage(content=system)]
+        if summary is not None and summary.text:
+            head.append(SystemMessage(content=self.summary_prefix + summary.text))
+        return head
 
     async def build(
         self,
@@ -183,7 +186,7 @@ class ContextWindow:
         *,
         extra_tokens: int = 0,
     ) -> ContextResult:
-        """The messages to send: system prompt (+ summary), newest history that fits, `new`.
+        """The messages to send: system prompt, summary, newest history that fits, `new`.
 
         Args:
             system: The system prompt, or None.

@@ -1,4 +1,10 @@
-"""`ConversationMemory`: a store and a context window joined for one agent's runs.
+"""`ConversationMemory`: the one component that builds what the model sees for a session.
+
+A store and a context window joined: `prepare` loads the session and fits it to the model's
+budget (newest turns verbatim, older ones in a rolling summary that is stored with the session),
+then `commit` appends the finished turn in one atomic write. The agent uses it for every run with
+a `session_id`, and so does every door that reaches an agent (the HTTP API, the support bot, the
+CLI): none of them loads or stores a session's messages itself.
 
 ```python
 memory = ConversationMemory("sqlite:///bot.db", ContextWindow(8192, 1024, count, summarize))
@@ -6,15 +12,23 @@ ctx = await memory.prepare("customer-17", system_prompt, [UserMessage(content=qu
 ...  # the tool-calling loop runs on ctx.messages and produces this turn's messages
 await memory.commit("customer-17", turn, expected_version=ctx.version)
 ```
+
+Concurrency is optimistic: `commit` passes the version `prepare` saw. When another run appended
+meanwhile, `conflicts="append"` (the default) stores the turn after it, so no acknowledged turn is
+ever lost and turns never interleave; `conflicts="raise"` raises `SessionConflictError` instead,
+for callers that would rather redo the turn on the fresh history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
+from glm_agent.exceptions import SessionConflictError
 from glm_agent.memory._open import open_store
-from glm_agent.memory._session import Session, SessionMetadata, SessionStore
+from glm_agent.memory._session import Session, SessionMetadata
+from glm_agent.memory._store import SessionStore
 from glm_agent.memory.context import ContextResult, ContextWindow
 from glm_agent.messages import Message
 
@@ -42,15 +56,27 @@ class ConversationMemory:
         store: A `SessionStore`, or a store URL (opened here and closed by `aclose`).
         window: The context window (budget, token count, summariser).
         tenant: The tenant of the sessions, unless a call names another.
+        redact: Applied to every message before it is stored (the model of the current turn
+            still sees it whole); the support bot masks personal data with it.
+        conflicts: What `commit` does when the session changed since `prepare`: `append` the
+            turn after the other one, or `raise` `SessionConflictError`.
     """
 
     def __init__(
-        self, store: SessionStore | str, window: ContextWindow, *, tenant: str = "default"
+        self,
+        store: SessionStore | str,
+        window: ContextWindow,
+        *,
+        tenant: str = "default",
+        redact: Callable[[Message], Message] | None = None,
+        conflicts: Literal["append", "raise"] = "append",
     ) -> None:
         self._owns_store = isinstance(store, str)
         self.store = open_store(store) if isinstance(store, str) else store
         self.window = window
         self.tenant = tenant
+        self.redact = redact
+        self.conflicts = conflicts
 
     async def prepare(
         self,
@@ -96,21 +122,25 @@ class ConversationMemory:
         Args:
             session_id: The session.
             turn: The turn's messages, in order.
-            expected_version: `PreparedContext.version` to refuse a turn made on a stale history
-                (`SessionConflictError`), or None to append whatever happened meanwhile.
+            expected_version: `PreparedContext.version`; what happens when the session moved on
+                since is `conflicts`. None: append whatever happened meanwhile.
             metadata: Metadata fields to set with the turn.
             tenant: The tenant, if not the memory's own.
 
         Returns:
             The session's new version.
         """
-        return await self.store.append(
-            tenant or self.tenant,
-            session_id,
-            turn,
-            expected_version=expected_version,
-            metadata=metadata,
-        )
+        tenant = tenant or self.tenant
+        if self.redact is not None:
+            turn = [self.redact(m) for m in turn]
+        try:
+            return await self.store.append(
+                tenant, session_id, turn, expected_version=expected_version, metadata=metadata
+            )
+        except SessionConflictError:
+            if self.conflicts == "raise" or expected_version is None:
+                raise
+        return await self.store.append(tenant, session_id, turn, metadata=metadata)
 
     async def aclose(self) -> None:
         """Close the store if this memory opened it from a URL."""

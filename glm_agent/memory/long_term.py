@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from glm_agent.exceptions import UserError
 from glm_agent.memory._open import open_store
-from glm_agent.memory._session import Fact, SessionStore, StoredFact
+from glm_agent.memory._session import Fact, StoredFact
+from glm_agent.memory._store import FactStore, SessionStore
 
 __all__ = ["Embed", "LongTermMemory"]
 
@@ -41,15 +42,19 @@ class LongTermMemory:
     """Facts per customer: `remember` stores one, `recall` finds the closest to a query.
 
     Args:
-        store: A `SessionStore`, or a store URL (opened here and closed by `aclose`).
+        store: A `FactStore` (the SQLite, Redis and PostgreSQL session stores are ones), or a
+            store URL (opened here and closed by `aclose`).
         embed: `embed(texts) -> array [n, d]`, e.g. the retrieval layer's embedder; it is called in
             a worker thread, so a CPU-heavy model does not block the event loop.
         min_score: Facts less similar than this to the query are not recalled.
     """
 
-    def __init__(self, store: SessionStore | str, embed: Embed, *, min_score: float = 0.0) -> None:
+    def __init__(self, store: FactStore | str, embed: Embed, *, min_score: float = 0.0) -> None:
         self._owns_store = isinstance(store, str)
-        self.store = open_store(store) if isinstance(store, str) else store
+        opened = open_store(store) if isinstance(store, str) else store
+        if not isinstance(opened, FactStore):
+            raise UserError(f"{type(opened).__name__} keeps no long-term facts (not a FactStore)")
+        self.store: FactStore = opened
         self.embed = embed
         self.min_score = min_score
 
@@ -98,7 +103,7 @@ class LongTermMemory:
 
     async def aclose(self) -> None:
         """Close the store if this memory opened it from a URL."""
-        if self._owns_store:
+        if self._owns_store and isinstance(self.store, SessionStore):
             await self.store.aclose()
 
 

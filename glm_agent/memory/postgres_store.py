@@ -9,54 +9,28 @@ and of the server.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from glm_agent.exceptions import MissingDependencyError, SessionConflictError, UserError
 from glm_agent.memory._session import (
-    Session,
-    SessionInfo,
     SessionMetadata,
-    SessionStatus,
-    SessionStore,
     StoredFact,
     Summary,
-    check_id,
-    check_status,
     dump_data,
-    dump_messages,
     expiry,
-    load_messages,
     metadata_from_row,
     now,
 )
+from glm_agent.memory._sql import FACT_COLUMNS, Sql
+from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 from glm_agent.memory.migrations import POSTGRES_MIGRATIONS, too_new
-from glm_agent.messages import Message
 
 __all__ = ["PostgresStore"]
 
-
-_COLUMNS = (
-    "tenant, session_id, version, customer_id, channel, status, data, "
-    "created_at, updated_at, expires_at, summary, summary_covered"
-)
-_LIVE = "(expires_at IS NULL OR expires_at > %s)"
+_SQL = Sql("%s")
 
 
-def _info(row: Sequence[Any]) -> SessionInfo:
-    return SessionInfo(
-        tenant=row[0],
-        session_id=row[1],
-        version=row[2],
-        metadata=metadata_from_row(row[3], row[4], row[5], row[6]),
-        created_at=row[7],
-        updated_at=row[8],
-        expires_at=row[9],
-    )
-
-
-class PostgresStore(SessionStore):
+class PostgresStore(SessionStore, FactStore):
     """Sessions in PostgreSQL (`postgresql://user@host:5432/db?schema=NAME`).
 
     Args:
@@ -158,9 +132,8 @@ class PostgresStore(SessionStore):
 
     @staticmethod
     async def _delete(conn: Any, tenant: str, sid: str) -> bool:
-        key = (tenant, sid)
-        await conn.execute("DELETE FROM turns WHERE tenant = %s AND session_id = %s", key)
-        cur = await conn.execute("DELETE FROM sessions WHERE tenant = %s AND session_id = %s", key)
+        await conn.execute(_SQL.delete_turns, (tenant, sid))
+        cur = await conn.execute(_SQL.delete_session, (tenant, sid))
         return bool(cur.rowcount > 0)
 
     async def _lock(
@@ -200,41 +173,33 @@ class PostgresStore(SessionStore):
             )
         return int(row[0])
 
-    # --- sessions ---------------------------------------------------------------------------
+    # --- the store's primitives -------------------------------------------------------------
 
-    async def append(
+    async def write(
         self,
         tenant: str,
         session_id: str,
-        messages: Sequence[Message],
-        *,
-        expected_version: int | None = None,
-        metadata: SessionMetadata | None = None,
+        turn: str | None,
+        expected_version: int | None,
+        metadata: SessionMetadata | None,
     ) -> int:
-        check_id("tenant", tenant)
-        check_id("session_id", session_id)
-        payload = dump_messages(messages)
         pool = await self._get_pool()
-        if metadata is None:
-            fast = await self._append_fast(pool, tenant, session_id, payload, expected_version)
+        if metadata is None and turn is not None:
+            fast = await self._append_fast(pool, tenant, session_id, turn, expected_version)
             if fast is not None:
                 return fast
         async with pool.connection() as conn, conn.transaction():
             t = now()
-            current = await self._lock(conn, tenant, session_id, metadata, t)
-            if expected_version is not None and current != expected_version:
+            version = await self._lock(conn, tenant, session_id, metadata, t)
+            if expected_version is not None and version != expected_version:
                 raise SessionConflictError(
-                    tenant, session_id, expected=expected_version, actual=current
+                    tenant, session_id, expected=expected_version, actual=version
                 )
-            version = current + 1
+            if turn is not None:
+                version += 1
+                await conn.execute(_SQL.insert_turn, (tenant, session_id, version, turn, t))
             await conn.execute(
-                "INSERT INTO turns VALUES (%s, %s, %s, %s, %s)",
-                (tenant, session_id, version, payload, t),
-            )
-            await conn.execute(
-                "UPDATE sessions SET version = %s, updated_at = %s, expires_at = %s "
-                "WHERE tenant = %s AND session_id = %s",
-                (version, t, expiry(self.ttl, t), tenant, session_id),
+                _SQL.bump_version, (version, t, expiry(self.ttl, t), tenant, session_id)
             )
         return version
 
@@ -262,118 +227,49 @@ class PostgresStore(SessionStore):
             query = (
                 "WITH s AS (UPDATE sessions SET version = version + 1, updated_at = %s, "
                 "expires_at = %s WHERE tenant = %s AND session_id = %s AND version = %s "
-                f"AND {_LIVE} RETURNING version) "
+                f"AND {_SQL.live} RETURNING version) "
             ) + turn
             args = (t, expiry(self.ttl, t), tenant, sid, expected, t)
         async with pool.connection() as conn:
             row = await (await conn.execute(query, (*args, tenant, sid, payload, t))).fetchone()
         return None if row is None else int(row[0])
 
-    async def load(self, tenant: str, session_id: str) -> Session | None:
+    async def read(self, tenant: str, session_id: str) -> tuple[SessionRecord, list[str]] | None:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
             # REPEATABLE READ: the row and the turns come from one snapshot.
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            row = await (
-                await conn.execute(
-                    f"SELECT {_COLUMNS} FROM sessions WHERE tenant = %s AND session_id = %s "
-                    f"AND {_LIVE}",
-                    (tenant, session_id, now()),
-                )
-            ).fetchone()
+            cur = await conn.execute(_SQL.read_session, (tenant, session_id, now()))
+            row = await cur.fetchone()
             if row is None:
                 return None
-            turns = await (
-                await conn.execute(
-                    "SELECT messages FROM turns WHERE tenant = %s AND session_id = %s "
-                    "AND version <= %s ORDER BY version",
-                    (tenant, session_id, row[2]),
-                )
-            ).fetchall()
-        messages: list[Message] = []
-        sizes: list[int] = []
-        for (payload,) in turns:
-            turn = load_messages(payload)
-            messages.extend(turn)
-            sizes.append(len(turn))
-        summary = None if row[10] is None else Summary(text=row[10], covered=row[11] or 0)
-        return Session(**dict(_info(row)), messages=messages, turns=sizes, summary=summary)
+            cur = await conn.execute(_SQL.read_turns, (tenant, session_id, row[2]))
+            turns = await cur.fetchall()
+        return SessionRecord.from_row(row), [t[0] for t in turns]
 
-    async def list_sessions(
-        self,
-        tenant: str,
-        *,
-        customer_id: str | None = None,
-        status: SessionStatus | None = None,
-        limit: int = 100,
-    ) -> list[SessionInfo]:
-        query = f"SELECT {_COLUMNS} FROM sessions WHERE tenant = %s AND {_LIVE}"
-        args: list[Any] = [tenant, now()]
-        if customer_id is not None:
-            query += " AND customer_id = %s"
-            args.append(customer_id)
-        if status is not None:
-            query += " AND status = %s"
-            args.append(check_status(status))
-        query += " ORDER BY updated_at DESC, session_id LIMIT %s"
-        args.append(limit)
+    async def query(
+        self, tenant: str, customer_id: str | None, status: str | None, limit: int | None
+    ) -> list[SessionRecord]:
+        sql, args = _SQL.query(tenant, customer_id, status, limit, now())
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            rows = await (await conn.execute(query, args)).fetchall()
-        return [_info(r) for r in rows]
+            rows = await (await conn.execute(sql, args)).fetchall()
+        return [SessionRecord.from_row(r) for r in rows]
 
-    async def delete(self, tenant: str, session_id: str) -> bool:
+    async def remove(self, tenant: str, session_id: str) -> bool:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
             return await self._delete(conn, tenant, session_id)
 
-    async def delete_customer(self, tenant: str, customer_id: str) -> int:
-        pool = await self._get_pool()
-        async with pool.connection() as conn, conn.transaction():
-            rows = await (
-                await conn.execute(
-                    "SELECT session_id FROM sessions WHERE tenant = %s AND customer_id = %s "
-                    "FOR UPDATE",
-                    (tenant, customer_id),
-                )
-            ).fetchall()
-            for (sid,) in rows:
-                await self._delete(conn, tenant, sid)
-            await conn.execute(
-                "DELETE FROM facts WHERE tenant = %s AND customer_id = %s", (tenant, customer_id)
-            )
-        return len(rows)
-
-    async def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
-        check_id("tenant", tenant)
-        check_id("session_id", session_id)
-        pool = await self._get_pool()
-        async with pool.connection() as conn, conn.transaction():
-            t = now()
-            await self._lock(conn, tenant, session_id, metadata, t)
-            await conn.execute(
-                "UPDATE sessions SET updated_at = %s, expires_at = %s "
-                "WHERE tenant = %s AND session_id = %s",
-                (t, expiry(self.ttl, t), tenant, session_id),
-            )
-
-    async def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
+    async def write_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
+        text = None if summary is None else summary.text
+        covered = None if summary is None else summary.covered
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE sessions SET summary = %s, summary_covered = %s "
-                f"WHERE tenant = %s AND session_id = %s AND {_LIVE}",
-                (
-                    None if summary is None else summary.text,
-                    None if summary is None else summary.covered,
-                    tenant,
-                    session_id,
-                    now(),
-                ),
-            )
+            cur = await conn.execute(_SQL.write_summary, (text, covered, tenant, session_id, now()))
         return bool(cur.rowcount > 0)
 
-    async def purge_expired(self) -> int:
+    async def purge(self) -> int:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
             rows = await (
@@ -383,28 +279,23 @@ class PostgresStore(SessionStore):
                 )
             ).fetchall()
             for tenant, sid in rows:
-                await conn.execute(
-                    "DELETE FROM turns WHERE tenant = %s AND session_id = %s", (tenant, sid)
-                )
+                await conn.execute(_SQL.delete_turns, (tenant, sid))
         return len(rows)
 
     # --- long-term facts --------------------------------------------------------------------
 
-    async def add_fact(self, tenant: str, customer_id: str, text: str, vector: bytes) -> StoredFact:
-        check_id("tenant", tenant)
-        check_id("customer_id", customer_id)
-        fact = StoredFact(id=uuid.uuid4().hex, text=text, vector=vector, created_at=now())
+    async def insert_fact(self, tenant: str, customer_id: str, fact: StoredFact) -> StoredFact:
         pool = await self._get_pool()
         async with pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO facts VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (fact.id, tenant, customer_id, text, vector, fact.created_at),
+                _SQL.insert_fact + " ON CONFLICT DO NOTHING",
+                (fact.id, tenant, customer_id, fact.text, fact.vector, fact.created_at),
             )
             row = await (
                 await conn.execute(
-                    "SELECT id, text, vector, created_at FROM facts "
+                    f"SELECT {FACT_COLUMNS} FROM facts "
                     "WHERE tenant = %s AND customer_id = %s AND md5(text) = md5(%s)",
-                    (tenant, customer_id, text),
+                    (tenant, customer_id, fact.text),
                 )
             ).fetchone()
         return StoredFact(id=row[0], text=row[1], vector=bytes(row[2]), created_at=row[3])
@@ -412,23 +303,20 @@ class PostgresStore(SessionStore):
     async def list_facts(self, tenant: str, customer_id: str) -> list[StoredFact]:
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT id, text, vector, created_at FROM facts "
-                    "WHERE tenant = %s AND customer_id = %s ORDER BY created_at, id",
-                    (tenant, customer_id),
-                )
-            ).fetchall()
+            rows = await (await conn.execute(_SQL.list_facts, (tenant, customer_id))).fetchall()
         return [StoredFact(id=r[0], text=r[1], vector=bytes(r[2]), created_at=r[3]) for r in rows]
 
     async def delete_fact(self, tenant: str, customer_id: str, fact_id: str) -> bool:
         pool = await self._get_pool()
         async with pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM facts WHERE tenant = %s AND customer_id = %s AND id = %s",
-                (tenant, customer_id, fact_id),
-            )
+            cur = await conn.execute(_SQL.delete_fact, (tenant, customer_id, fact_id))
         return bool(cur.rowcount > 0)
+
+    async def delete_facts(self, tenant: str, customer_id: str) -> int:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(_SQL.delete_facts, (tenant, customer_id))
+        return int(cur.rowcount)
 
     async def aclose(self) -> None:
         if self._pool is not None:

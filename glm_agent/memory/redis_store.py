@@ -21,28 +21,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from glm_agent.exceptions import MissingDependencyError, SessionConflictError
-from glm_agent.memory._session import (
-    Session,
-    SessionInfo,
-    SessionMetadata,
-    SessionStatus,
-    SessionStore,
-    StoredFact,
-    Summary,
-    check_id,
-    check_status,
-    dump_data,
-    dump_messages,
-    load_messages,
-    metadata_from_row,
-    now,
-)
-from glm_agent.messages import Message
+from glm_agent.memory._session import SessionMetadata, StoredFact, Summary, dump_data, now
+from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 
 __all__ = ["RedisStore"]
 
@@ -114,21 +98,24 @@ return n
 _NULL = "\0"
 
 
-def _info(tenant: str, session_id: str, h: dict[str, str]) -> SessionInfo:
-    return SessionInfo(
+def _record(tenant: str, session_id: str, h: dict[str, str]) -> SessionRecord:
+    return SessionRecord(
         tenant=tenant,
         session_id=session_id,
         version=int(h.get("version", 0)),
-        metadata=metadata_from_row(
-            h.get("customer_id"), h.get("channel"), h.get("status", "bot"), h.get("data", "{}")
-        ),
+        customer_id=h.get("customer_id"),
+        channel=h.get("channel"),
+        status=h.get("status", "bot"),
+        data=h.get("data", "{}"),
         created_at=float(h.get("created_at", 0.0)),
         updated_at=float(h.get("updated_at", 0.0)),
         expires_at=float(h["expires_at"]) if "expires_at" in h else None,
+        summary=h.get("summary"),
+        summary_covered=int(h["summary_covered"]) if "summary_covered" in h else None,
     )
 
 
-class RedisStore(SessionStore):
+class RedisStore(SessionStore, FactStore):
     """Sessions in Redis (`redis://host:6379/0?prefix=glm_agent&ttl=86400`).
 
     Args:
@@ -169,21 +156,21 @@ class RedisStore(SessionStore):
             self._key(tenant, "idx"),
         ]
 
-    async def _write(
+    # --- the store's primitives -------------------------------------------------------------
+
+    async def write(
         self,
         tenant: str,
         session_id: str,
-        turn: str,
-        expected: int | None,
+        turn: str | None,
+        expected_version: int | None,
         metadata: SessionMetadata | None,
     ) -> int:
-        check_id("tenant", tenant)
-        check_id("session_id", session_id)
         self._redis()
         t = now()
         args: list[str | float] = [
-            "" if expected is None else str(expected),
-            turn,
+            "" if expected_version is None else str(expected_version),
+            turn or "",
             repr(t),
             "" if self.ttl is None else str(int(self.ttl * 1000)),
             session_id,
@@ -197,57 +184,29 @@ class RedisStore(SessionStore):
             keys=self._session_keys(tenant, session_id), args=args
         )
         if status < 0:
-            raise SessionConflictError(tenant, session_id, expected=expected or 0, actual=version)
+            raise SessionConflictError(
+                tenant, session_id, expected=expected_version or 0, actual=version
+            )
         return int(version)
 
-    async def append(
-        self,
-        tenant: str,
-        session_id: str,
-        messages: Sequence[Message],
-        *,
-        expected_version: int | None = None,
-        metadata: SessionMetadata | None = None,
-    ) -> int:
-        return await self._write(
-            tenant, session_id, dump_messages(messages), expected_version, metadata
-        )
-
-    async def load(self, tenant: str, session_id: str) -> Session | None:
+    async def read(self, tenant: str, session_id: str) -> tuple[SessionRecord, list[str]] | None:
         keys = self._session_keys(tenant, session_id)
         async with self._redis().pipeline(transaction=True) as pipe:
             h, turns = await pipe.hgetall(keys[0]).lrange(keys[1], 0, -1).execute()
         if not h:
             return None
-        messages: list[Message] = []
-        sizes: list[int] = []
-        for payload in turns:
-            turn = load_messages(payload)
-            messages.extend(turn)
-            sizes.append(len(turn))
-        summary = None
-        if "summary" in h:
-            summary = Summary(text=h["summary"], covered=int(h.get("summary_covered", 0)))
-        info = _info(tenant, session_id, h)
-        return Session(**dict(info), messages=messages, turns=sizes, summary=summary)
+        return _record(tenant, session_id, h), list(turns)
 
-    async def list_sessions(
-        self,
-        tenant: str,
-        *,
-        customer_id: str | None = None,
-        status: SessionStatus | None = None,
-        limit: int = 100,
-    ) -> list[SessionInfo]:
-        if status is not None:
-            check_status(status)
+    async def query(
+        self, tenant: str, customer_id: str | None, status: str | None, limit: int | None
+    ) -> list[SessionRecord]:
         r = self._redis()
         idx = self._key(tenant, "idx")
         if customer_id is not None:
             ids = sorted(await r.smembers(self._key(tenant, "c", customer_id)))
         else:
             ids = await r.zrevrange(idx, 0, -1)
-        out: list[SessionInfo] = []
+        out: list[SessionRecord] = []
         stale: list[str] = []
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
@@ -259,15 +218,15 @@ class RedisStore(SessionStore):
                 if not h:
                     stale.append(sid)  # expired: its index entry outlived it
                     continue
-                info = _info(tenant, sid, h)
-                if status is None or info.metadata.status == status:
-                    out.append(info)
+                record = _record(tenant, sid, h)
+                if status is None or record.status == status:
+                    out.append(record)
         if stale and customer_id is None:
             await r.zrem(idx, *stale)
         out.sort(key=lambda i: (-i.updated_at, i.session_id))
-        return out[:limit]
+        return out if limit is None else out[:limit]
 
-    async def delete(self, tenant: str, session_id: str) -> bool:
+    async def remove(self, tenant: str, session_id: str) -> bool:
         self._redis()
         deleted = await self._scripts["delete"](
             keys=self._session_keys(tenant, session_id),
@@ -275,25 +234,13 @@ class RedisStore(SessionStore):
         )
         return bool(deleted)
 
-    async def delete_customer(self, tenant: str, customer_id: str) -> int:
-        r = self._redis()
-        ckey = self._key(tenant, "c", customer_id)
-        count = 0
-        for sid in await r.smembers(ckey):
-            count += await self.delete(tenant, sid)
-        await r.delete(ckey, self._key(tenant, "f", customer_id))
-        return count
-
-    async def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
-        await self._write(tenant, session_id, "", None, metadata)
-
-    async def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
+    async def write_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
         self._redis()
         args = [] if summary is None else [summary.text, str(summary.covered)]
         done = await self._scripts["summary"](keys=[self._key(tenant, "s", session_id)], args=args)
         return bool(done)
 
-    async def purge_expired(self) -> int:
+    async def purge(self) -> int:
         """Redis expires sessions by itself; this drops the index entries of expired ones."""
         r = self._redis()
         dropped = 0
@@ -320,12 +267,10 @@ class RedisStore(SessionStore):
 
     # --- long-term facts --------------------------------------------------------------------
 
-    async def add_fact(self, tenant: str, customer_id: str, text: str, vector: bytes) -> StoredFact:
-        check_id("tenant", tenant)
-        check_id("customer_id", customer_id)
+    async def insert_fact(self, tenant: str, customer_id: str, fact: StoredFact) -> StoredFact:
         # The id is the text's hash, so HSETNX stores an identical fact only once.
-        fact_id = hashlib.sha256(text.encode()).hexdigest()[:32]
-        fact = StoredFact(id=fact_id, text=text, vector=vector, created_at=now())
+        fact_id = hashlib.sha256(fact.text.encode()).hexdigest()[:32]
+        fact = fact.model_copy(update={"id": fact_id})
         key = self._key(tenant, "f", customer_id)
         r = self._redis()
         await r.hsetnx(key, fact_id, _dump_fact(fact))
@@ -338,6 +283,13 @@ class RedisStore(SessionStore):
 
     async def delete_fact(self, tenant: str, customer_id: str, fact_id: str) -> bool:
         return bool(await self._redis().hdel(self._key(tenant, "f", customer_id), fact_id))
+
+    async def delete_facts(self, tenant: str, customer_id: str) -> int:
+        key = self._key(tenant, "f", customer_id)
+        r = self._redis()
+        async with r.pipeline(transaction=True) as pipe:
+            count, _ = await pipe.hlen(key).delete(key).execute()
+        return int(count)
 
     async def aclose(self) -> None:
         if self._client is not None:

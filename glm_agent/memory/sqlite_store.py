@@ -11,54 +11,28 @@ makes a returned append survive a crash of the process and of the machine; `sync
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from glm_agent.exceptions import SessionConflictError
 from glm_agent.memory._session import (
-    Session,
-    SessionInfo,
     SessionMetadata,
-    SessionStatus,
-    SessionStore,
     StoredFact,
     Summary,
-    check_id,
-    check_status,
     dump_data,
-    dump_messages,
     expiry,
-    load_messages,
     metadata_from_row,
     now,
 )
+from glm_agent.memory._sql import FACT_COLUMNS, Sql
+from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 from glm_agent.memory.sqlite_engine import SQLiteEngine
-from glm_agent.messages import Message
 
 __all__ = ["SQLiteStore"]
 
-
-_SESSION_COLUMNS = (
-    "tenant, session_id, version, customer_id, channel, status, data, "
-    "created_at, updated_at, expires_at, summary, summary_covered"
-)
+_SQL = Sql("?")
 
 
-def _info(row: Sequence[Any]) -> SessionInfo:
-    return SessionInfo(
-        tenant=row[0],
-        session_id=row[1],
-        version=row[2],
-        metadata=metadata_from_row(row[3], row[4], row[5], row[6]),
-        created_at=row[7],
-        updated_at=row[8],
-        expires_at=row[9],
-    )
-
-
-class SQLiteStore(SessionStore):
+class SQLiteStore(SessionStore, FactStore):
     """Sessions in one SQLite file (`sqlite:///path/to/file.db`; `sqlite:///:memory:` for tests).
 
     Args:
@@ -91,20 +65,10 @@ class SQLiteStore(SessionStore):
         )
         return int(row[0])
 
-    def _drop_if_expired(self, conn: sqlite3.Connection, tenant: str, sid: str, t: float) -> None:
-        row = conn.execute(
-            "SELECT expires_at FROM sessions WHERE tenant = ? AND session_id = ?", (tenant, sid)
-        ).fetchone()
-        if row is not None and row[0] is not None and row[0] <= t:
-            self._delete(conn, tenant, sid)
-
     @staticmethod
     def _delete(conn: sqlite3.Connection, tenant: str, sid: str) -> bool:
-        conn.execute("DELETE FROM turns WHERE tenant = ? AND session_id = ?", (tenant, sid))
-        cur = conn.execute(
-            "DELETE FROM sessions WHERE tenant = ? AND session_id = ?", (tenant, sid)
-        )
-        return cur.rowcount > 0
+        conn.execute(_SQL.delete_turns, (tenant, sid))
+        return conn.execute(_SQL.delete_session, (tenant, sid)).rowcount > 0
 
     def _upsert(
         self,
@@ -114,13 +78,15 @@ class SQLiteStore(SessionStore):
         meta: SessionMetadata | None,
         t: float,
     ) -> int:
-        """Create the session if missing, apply `meta`; the current version."""
-        self._drop_if_expired(conn, tenant, sid, t)
+        """Create the session if missing (or expired), apply `meta`; the current version."""
         row = conn.execute(
-            "SELECT version, customer_id, channel, status, data FROM sessions "
+            "SELECT version, expires_at, customer_id, channel, status, data FROM sessions "
             "WHERE tenant = ? AND session_id = ?",
             (tenant, sid),
         ).fetchone()
+        if row is not None and row[1] is not None and row[1] <= t:
+            self._delete(conn, tenant, sid)
+            row = None
         if row is None:
             m = SessionMetadata().merged(meta)
             conn.execute(
@@ -131,7 +97,7 @@ class SQLiteStore(SessionStore):
             )  # fmt: skip
             return 0
         if meta is not None:
-            m = metadata_from_row(row[1], row[2], row[3], row[4]).merged(meta)
+            m = metadata_from_row(row[2], row[3], row[4], row[5]).merged(meta)
             conn.execute(
                 "UPDATE sessions SET customer_id = ?, channel = ?, status = ?, data = ? "
                 "WHERE tenant = ? AND session_id = ?",
@@ -139,137 +105,63 @@ class SQLiteStore(SessionStore):
             )
         return int(row[0])
 
-    # --- sessions ---------------------------------------------------------------------------
+    # --- the store's primitives -------------------------------------------------------------
 
-    async def append(
+    async def write(
         self,
         tenant: str,
         session_id: str,
-        messages: Sequence[Message],
-        *,
-        expected_version: int | None = None,
-        metadata: SessionMetadata | None = None,
+        turn: str | None,
+        expected_version: int | None,
+        metadata: SessionMetadata | None,
     ) -> int:
-        check_id("tenant", tenant)
-        check_id("session_id", session_id)
-        payload = dump_messages(messages)
-
         def tx(conn: sqlite3.Connection) -> int:
             t = now()
-            current = self._upsert(conn, tenant, session_id, metadata, t)
-            if expected_version is not None and current != expected_version:
+            version = self._upsert(conn, tenant, session_id, metadata, t)
+            if expected_version is not None and version != expected_version:
                 raise SessionConflictError(
-                    tenant, session_id, expected=expected_version, actual=current
+                    tenant, session_id, expected=expected_version, actual=version
                 )
-            version = current + 1
-            conn.execute(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?)",
-                (tenant, session_id, version, payload, t),
-            )
-            conn.execute(
-                "UPDATE sessions SET version = ?, updated_at = ?, expires_at = ? "
-                "WHERE tenant = ? AND session_id = ?",
-                (version, t, expiry(self.ttl, t), tenant, session_id),
-            )
+            if turn is not None:
+                version += 1
+                conn.execute(_SQL.insert_turn, (tenant, session_id, version, turn, t))
+            conn.execute(_SQL.bump_version, (version, t, expiry(self.ttl, t), tenant, session_id))
             return version
 
         return await self._db.write(tx)
 
-    async def load(self, tenant: str, session_id: str) -> Session | None:
-        def read(conn: sqlite3.Connection) -> Session | None:
+    async def read(self, tenant: str, session_id: str) -> tuple[SessionRecord, list[str]] | None:
+        def read(conn: sqlite3.Connection) -> tuple[SessionRecord, list[str]] | None:
             # One read transaction, so the row and the turns are one snapshot.
             conn.execute("BEGIN")
             try:
-                row = conn.execute(
-                    f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE tenant = ? AND session_id = ? "
-                    "AND (expires_at IS NULL OR expires_at > ?)",
-                    (tenant, session_id, now()),
-                ).fetchone()
+                row = conn.execute(_SQL.read_session, (tenant, session_id, now())).fetchone()
                 if row is None:
                     return None
-                turns = conn.execute(
-                    "SELECT messages FROM turns WHERE tenant = ? AND session_id = ? "
-                    "AND version <= ? ORDER BY version",
-                    (tenant, session_id, row[2]),
-                ).fetchall()
+                turns = conn.execute(_SQL.read_turns, (tenant, session_id, row[2])).fetchall()
             finally:
                 conn.execute("COMMIT")
-            return _session(row, [t[0] for t in turns])
+            return SessionRecord.from_row(row), [t[0] for t in turns]
 
         return await self._db.run(read)
 
-    async def list_sessions(
-        self,
-        tenant: str,
-        *,
-        customer_id: str | None = None,
-        status: SessionStatus | None = None,
-        limit: int = 100,
-    ) -> list[SessionInfo]:
-        sql = (
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE tenant = ? "
-            "AND (expires_at IS NULL OR expires_at > ?)"
-        )
-        args: list[Any] = [tenant, now()]
-        if customer_id is not None:
-            sql += " AND customer_id = ?"
-            args.append(customer_id)
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(check_status(status))
-        sql += " ORDER BY updated_at DESC, session_id LIMIT ?"
-        args.append(limit)
+    async def query(
+        self, tenant: str, customer_id: str | None, status: str | None, limit: int | None
+    ) -> list[SessionRecord]:
+        sql, args = _SQL.query(tenant, customer_id, status, limit, now())
         rows = await self._db.run(lambda c: c.execute(sql, args).fetchall())
-        return [_info(r) for r in rows]
+        return [SessionRecord.from_row(r) for r in rows]
 
-    async def delete(self, tenant: str, session_id: str) -> bool:
+    async def remove(self, tenant: str, session_id: str) -> bool:
         return await self._db.write(lambda c: self._delete(c, tenant, session_id))
 
-    async def delete_customer(self, tenant: str, customer_id: str) -> int:
-        def tx(conn: sqlite3.Connection) -> int:
-            ids = conn.execute(
-                "SELECT session_id FROM sessions WHERE tenant = ? AND customer_id = ?",
-                (tenant, customer_id),
-            ).fetchall()
-            for (sid,) in ids:
-                self._delete(conn, tenant, sid)
-            conn.execute(
-                "DELETE FROM facts WHERE tenant = ? AND customer_id = ?", (tenant, customer_id)
-            )
-            return len(ids)
-
-        return await self._db.write(tx)
-
-    async def set_metadata(self, tenant: str, session_id: str, metadata: SessionMetadata) -> None:
-        check_id("tenant", tenant)
-        check_id("session_id", session_id)
-
-        def tx(conn: sqlite3.Connection) -> None:
-            t = now()
-            self._upsert(conn, tenant, session_id, metadata, t)
-            conn.execute(
-                "UPDATE sessions SET updated_at = ?, expires_at = ? "
-                "WHERE tenant = ? AND session_id = ?",
-                (t, expiry(self.ttl, t), tenant, session_id),
-            )
-
-        await self._db.write(tx)
-
-    async def set_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
+    async def write_summary(self, tenant: str, session_id: str, summary: Summary | None) -> bool:
         text = None if summary is None else summary.text
         covered = None if summary is None else summary.covered
+        args = (text, covered, tenant, session_id, now())
+        return await self._db.write(lambda c: c.execute(_SQL.write_summary, args).rowcount > 0)
 
-        def tx(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE sessions SET summary = ?, summary_covered = ? "
-                "WHERE tenant = ? AND session_id = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (text, covered, tenant, session_id, now()),
-            )
-            return cur.rowcount > 0
-
-        return await self._db.write(tx)
-
-    async def purge_expired(self) -> int:
+    async def purge(self) -> int:
         def tx(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
                 "SELECT tenant, session_id FROM sessions WHERE expires_at <= ?", (now(),)
@@ -282,22 +174,18 @@ class SQLiteStore(SessionStore):
 
     # --- long-term facts --------------------------------------------------------------------
 
-    async def add_fact(self, tenant: str, customer_id: str, text: str, vector: bytes) -> StoredFact:
-        check_id("tenant", tenant)
-        check_id("customer_id", customer_id)
-        fact = StoredFact(id=uuid.uuid4().hex, text=text, vector=vector, created_at=now())
-
+    async def insert_fact(self, tenant: str, customer_id: str, fact: StoredFact) -> StoredFact:
         def tx(conn: sqlite3.Connection) -> StoredFact:
             row = conn.execute(
-                "SELECT id, text, vector, created_at FROM facts "
+                f"SELECT {FACT_COLUMNS} FROM facts "
                 "WHERE tenant = ? AND customer_id = ? AND text = ?",
-                (tenant, customer_id, text),
+                (tenant, customer_id, fact.text),
             ).fetchone()
             if row is not None:
                 return StoredFact(id=row[0], text=row[1], vector=row[2], created_at=row[3])
             conn.execute(
-                "INSERT INTO facts VALUES (?, ?, ?, ?, ?, ?)",
-                (fact.id, tenant, customer_id, text, vector, fact.created_at),
+                _SQL.insert_fact,
+                (fact.id, tenant, customer_id, fact.text, fact.vector, fact.created_at),
             )
             return fact
 
@@ -305,35 +193,17 @@ class SQLiteStore(SessionStore):
 
     async def list_facts(self, tenant: str, customer_id: str) -> list[StoredFact]:
         rows = await self._db.run(
-            lambda c: c.execute(
-                "SELECT id, text, vector, created_at FROM facts "
-                "WHERE tenant = ? AND customer_id = ? ORDER BY created_at, id",
-                (tenant, customer_id),
-            ).fetchall()
+            lambda c: c.execute(_SQL.list_facts, (tenant, customer_id)).fetchall()
         )
         return [StoredFact(id=r[0], text=r[1], vector=r[2], created_at=r[3]) for r in rows]
 
     async def delete_fact(self, tenant: str, customer_id: str, fact_id: str) -> bool:
-        def tx(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "DELETE FROM facts WHERE tenant = ? AND customer_id = ? AND id = ?",
-                (tenant, customer_id, fact_id),
-            )
-            return cur.rowcount > 0
+        args = (tenant, customer_id, fact_id)
+        return await self._db.write(lambda c: c.execute(_SQL.delete_fact, args).rowcount > 0)
 
-        return await self._db.write(tx)
+    async def delete_facts(self, tenant: str, customer_id: str) -> int:
+        args = (tenant, customer_id)
+        return await self._db.write(lambda c: int(c.execute(_SQL.delete_facts, args).rowcount))
 
     async def aclose(self) -> None:
         await self._db.close()
-
-
-def _session(row: Sequence[Any], turns: list[str]) -> Session:
-    info = _info(row)
-    messages: list[Message] = []
-    sizes: list[int] = []
-    for payload in turns:
-        turn = load_messages(payload)
-        messages.extend(turn)
-        sizes.append(len(turn))
-    summary = None if row[10] is None else Summary(text=row[10], covered=row[11] or 0)
-    return Session(**dict(info), messages=messages, turns=sizes, summary=summary)
