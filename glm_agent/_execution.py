@@ -64,20 +64,25 @@ async def _run_one(
         return record("unknown_tool", e.message)
     call_ctx = dataclasses.replace(ctx, tool_name=call.name, tool_call_id=call.id)
     try:
-        args = decode_arguments(call.name, call.arguments)
-        tool.validate(args)
+        # Validated once: the approval handler and the implementation see the same arguments.
+        kwargs = tool.validate(decode_arguments(call.name, call.arguments))
     except ToolArgumentsError as e:
         return record("invalid_arguments", e.message + ". Fix the arguments and call it again.")
     if tool.policy.requires_approval:
-        decision = decided.get(call.id) or await _decide(approval_handler, call_ctx, call, args)
+        decision = decided.get(call.id) or await _decide(approval_handler, call_ctx, call, kwargs)
         if isinstance(decision, Deferred):
             return record("deferred", "waiting for approval")
         if isinstance(decision, Rejected):
             return record("rejected", f"the call was not approved: {decision.reason}")
+        if isinstance(decision, Approved) and decision.override_args is not None:
+            try:
+                kwargs = tool.validate(decision.override_args)
+            except ToolArgumentsError as e:
+                return record("invalid_arguments", e.message)
         call_ctx.approved = True
     try:
-        value = await tool.run(args, call_ctx)
-    except ToolArgumentsError as e:
+        value = await tool.execute(kwargs, call_ctx)
+    except ToolArgumentsError as e:  # raised by the implementation itself
         return record("invalid_arguments", e.message)
     except ModelRetry as e:
         return record("error", e.message)

@@ -41,6 +41,7 @@ class OutputSchema(Generic[OutputT]):
             name=OUTPUT_TOOL_NAME,
             description=(doc or "").strip() or "Give the final answer in the required structure.",
             parameters=schema,
+            kind="output",
         )
 
     def validate_args(self, args: dict[str, Any]) -> OutputT:

@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, Literal, TypeVar, overload
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from types import TracebackType
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack, overload
 
 from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
 from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
+from glm_agent._sync_bridge import iterate_sync, run_sync
 from glm_agent.approval import Approval, ApprovalHandler
+from glm_agent.exceptions import UserError
 from glm_agent.memory import (
     ContextWindow,
+    ConversationMemory,
     LongTermMemory,
     SessionStore,
     estimate_tokens,
     open_store,
 )
 from glm_agent.messages import AssistantMessage, Message, SystemMessage, UserMessage
-from glm_agent.models import ChatModel, iterate_sync, run_sync
+from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
 from glm_agent.settings import ModelSettings
 from glm_agent.tools import RunContext, Tool, ToolRegistry
 
-__all__ = ["Agent"]
+__all__ = ["Agent", "AgentRun", "RunOptions"]
 
 OutputT = TypeVar("OutputT")
 
@@ -35,6 +47,66 @@ SUMMARY_PROMPT = (
     "customer's identity and goals, facts and decisions so far, open questions. Be brief and "
     "keep ids, amounts and dates exactly."
 )
+
+
+class RunOptions(TypedDict, total=False):
+    """What a run takes besides the prompt (`Agent.iter`, `run`, `arun`, `stream`, `astream`)."""
+
+    message_history: Sequence[Message] | None
+    """Earlier messages of the conversation, when the caller keeps it (not with a `session_id`
+    on an agent with memory: then the memory holds it)."""
+    deps: Any
+    """Dependencies handed to tools through `RunContext.deps`."""
+    session_id: str | None
+    """The conversation this run belongs to: with memory, its context is loaded from the store
+    and the run's turn is appended to it."""
+    tenant: str | None
+    """The tenant the session is scoped to (default: `default`)."""
+    approvals: Mapping[str, Approval] | None
+    """Decisions on calls an earlier run deferred, by call id."""
+    model_settings: ModelSettings | None
+    """Settings for this run, over the agent's defaults."""
+    cancel: threading.Event | None
+    """Set it to stop the run between steps (`RunCancelled`)."""
+    metadata: dict[str, Any] | None
+    """Free-form data tools see in `RunContext.metadata` (channel, customer id...)."""
+
+
+class AgentRun(Generic[OutputT]):
+    """One run of an agent, as an async iterator of typed events (`Agent.iter`).
+
+    Use it with `async with` so that leaving early closes the run: a run left before its
+    `RunDone` stores nothing and calls the model no more.
+    """
+
+    def __init__(self, events: AsyncGenerator[AgentStreamEvent, None]) -> None:
+        self._events = events
+        self.result: RunResult[OutputT] | None = None
+        """The result, once `RunDone` has been yielded."""
+
+    def __aiter__(self) -> AgentRun[OutputT]:
+        return self
+
+    async def __anext__(self) -> AgentStreamEvent:
+        event = await self._events.__anext__()
+        if isinstance(event, RunDone):
+            self.result = event.result
+        return event
+
+    async def aclose(self) -> None:
+        """Stop the run here (between events); nothing more runs and nothing is stored."""
+        await self._events.aclose()
+
+    async def __aenter__(self) -> AgentRun[OutputT]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
 
 def _resolve_model(model: ChatModel | str) -> ChatModel:
@@ -62,8 +134,9 @@ class Agent(Generic[OutputT]):
         retries: Correctable failures allowed per tool (and for the answer) in one run.
         usage_limits: Caps on requests and tokens per run.
         approval: Decides on calls of tools marked `requires_approval` (default: defer).
-        memory: Where sessions live: a `SessionStore` or a URL (`sqlite:///bot.db`,
-            `redis://...`, `postgresql://...`). Runs with a `session_id` load and extend it.
+        memory: Where sessions live: a `SessionStore`, a URL (`sqlite:///bot.db`,
+            `redis://...`, `postgresql://...`) or a whole `ConversationMemory`. Runs with a
+            `session_id` load their context from it and store their turn in it.
         context_window: How history is fitted into the model's context (default: the model's
             context length, its tokenizer when it has one, summaries made by the model).
         context_tokens: The context length the default window fits history into (default: the
@@ -89,7 +162,7 @@ class Agent(Generic[OutputT]):
         retries: int = 2,
         usage_limits: UsageLimits | None = None,
         approval: ApprovalHandler | None = None,
-        memory: SessionStore | str | None = None,
+        memory: SessionStore | ConversationMemory | str | None = None,
         context_window: ContextWindow | None = None,
         context_tokens: int | None = None,
         knowledge: Any = None,
@@ -102,8 +175,14 @@ class Agent(Generic[OutputT]):
         self.system_prompt = system_prompt
         self.output_type = output_type
         self.name = name
-        self.memory: SessionStore | None = open_store(memory) if isinstance(memory, str) else memory
         self._window = context_window
+        self._conversation: ConversationMemory | None = None
+        self.memory: SessionStore | None = None
+        """The session store (`conversation.store`), or None."""
+        if isinstance(memory, ConversationMemory):
+            self.conversation = memory
+        else:
+            self.memory = open_store(memory) if isinstance(memory, str) else memory
         self._context_tokens = context_tokens
         self.knowledge = open_knowledge(knowledge)
         self.knowledge_mode = knowledge_mode
@@ -124,122 +203,163 @@ class Agent(Generic[OutputT]):
             approval_handler=approval,
         )
 
-    # --- building the conversation ---------------------------------------------------------
-
-    def _conversation(
-        self, prompt: str | None, message_history: Sequence[Message] | None
-    ) -> tuple[list[Message], int]:
-        messages: list[Message] = list(message_history or [])
-        if self.system_prompt and not any(isinstance(m, SystemMessage) for m in messages):
-            messages.insert(0, SystemMessage(content=self.system_prompt))
-        new_from = len(messages)
-        if prompt is not None:
-            messages.append(UserMessage(content=prompt))
-        return messages, new_from
-
-    def _planner_for(self, model_settings: ModelSettings | None) -> Planner:
-        if model_settings is None:
-            return self._planner
-        p = self._planner
-        return Planner(
-            model=p.model,
-            registry=p.registry,
-            output=p.output,
-            settings=p.settings.merged(model_settings),
-            max_steps=p.max_steps,
-            retries=p.retries,
-            usage_limits=p.usage_limits,
-            approval_handler=p.approval_handler,
-        )
-
     # --- running ---------------------------------------------------------------------------
 
-    async def arun(
-        self,
-        prompt: str | None = None,
-        *,
-        message_history: Sequence[Message] | None = None,
-        deps: Any = None,
-        session_id: str | None = None,
-        tenant: str | None = None,
-        approvals: Mapping[str, Approval] | None = None,
-        model_settings: ModelSettings | None = None,
-        cancel: threading.Event | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> RunResult[OutputT]:
-        """Run the agent until it answers.
+    def iter(
+        self, prompt: str | None = None, *, stream: bool = False, **options: Unpack[RunOptions]
+    ) -> AgentRun[OutputT]:
+        """One run, stepped through: an async iterator of typed events, ending with `RunDone`.
+
+        ```python
+        async with agent.iter("Where is A-1042?", session_id="c-17") as run:
+            async for event in run:
+                if isinstance(event, StepStart) and event.step > 3:
+                    break  # stop between steps: the model is not called again
+        print(run.result)  # None when stopped early; nothing is stored then
+        ```
+
+        Every way of running an agent (`run`, `arun`, `stream`, `astream`, the HTTP server, the
+        support bot, the CLI) consumes this iterator; nothing else drives the loop. A run that
+        ends `deferred` (tool calls waiting for approval) is resumed by a new run with
+        `approvals={call_id: Approved()}` and either the same `session_id` (with memory) or
+        `message_history=result.messages`, and `prompt=None`.
 
         Args:
-            prompt: The user's message (None to resume a deferred run from `message_history`).
-            message_history: Earlier messages of the conversation.
-            deps: Dependencies handed to tools through `RunContext.deps`.
-            session_id: The conversation this run belongs to.
-            tenant: The tenant the session is scoped to.
-            approvals: Decisions on calls an earlier run deferred, by call id.
-            model_settings: Settings for this run, over the agent's defaults.
-            cancel: Set it to stop the run between steps (`RunCancelled`).
-            metadata: Free-form data tools see in `RunContext.metadata`.
+            prompt: The user's message (None to resume a deferred run).
+            stream: Stream the model: its text, reasoning and tool-call deltas are yielded as
+                they come (otherwise each turn arrives whole, as a `ModelResponseEvent`).
+            **options: See `RunOptions`.
+        """
+        return AgentRun(self._events(prompt, stream, options))
+
+    async def arun(
+        self, prompt: str | None = None, **options: Unpack[RunOptions]
+    ) -> RunResult[OutputT]:
+        """Run the agent until it answers (see `iter` and `RunOptions`).
 
         Returns:
             The answer with the transcript, step records, usage and timings.
         """
-        return await self._arun(
-            prompt,
-            message_history,
-            deps,
-            session_id,
-            tenant,
-            approvals,
-            model_settings,
-            cancel,
-            metadata,
-            emit=None,
-        )
+        async with self.iter(prompt, **options) as run:
+            async for _ in run:
+                pass
+        assert run.result is not None  # a run that ends without raising ends with RunDone
+        return run.result
 
-    async def _arun(
-        self,
-        prompt: str | None,
-        message_history: Sequence[Message] | None,
-        deps: Any,
-        session_id: str | None,
-        tenant: str | None,
-        approvals: Mapping[str, Approval] | None,
-        model_settings: ModelSettings | None,
-        cancel: threading.Event | None,
-        metadata: dict[str, Any] | None,
-        emit: Any,
-    ) -> RunResult[OutputT]:
-        ctx: RunContext[Any] = RunContext(
-            deps=deps, session_id=session_id, tenant=tenant, metadata=dict(metadata or {})
-        )
-        extra: list[Message] = []
-        if prompt is not None and self.knowledge is not None and self.knowledge_mode == "context":
-            extra, ctx.metadata["citations"] = await knowledge_context(
-                self.knowledge, prompt, tenant=tenant
+    def run(self, prompt: str | None = None, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+        """Blocking form of `arun` (on glm-agent's shared sync bridge)."""
+        return run_sync(self.arun(prompt, **options))
+
+    async def astream(
+        self, prompt: str | None = None, **options: Unpack[RunOptions]
+    ) -> AsyncIterator[AgentStreamEvent]:
+        """Run the agent with the model streamed, yielding each event; the last is `RunDone`.
+
+        Errors of the run are raised from the iterator (see `iter` and `RunOptions`).
+        """
+        async with self.iter(prompt, stream=True, **options) as run:
+            async for event in run:
+                yield event
+
+    def stream(
+        self, prompt: str | None = None, **options: Unpack[RunOptions]
+    ) -> Iterator[AgentStreamEvent]:
+        """Blocking form of `astream`: events are yielded as they happen."""
+        yield from iterate_sync(self.astream(prompt, **options))
+
+    async def _events(
+        self, prompt: str | None, stream: bool, options: RunOptions
+    ) -> AsyncGenerator[AgentStreamEvent, None]:
+        session_id = options.get("session_id")
+        history = options.get("message_history")
+        memory = self.conversation if session_id is not None else None
+        if memory is not None and history is not None:
+            raise UserError(
+                "give message_history or a session_id, not both: with a session_id the agent's "
+                "memory holds the conversation"
             )
-        use_memory = session_id is not None and self.memory is not None
-        use_memory = use_memory and message_history is None
-        if use_memory:
-            assert session_id is not None
-            ctx.tenant = tenant = tenant or DEFAULT_TENANT
-            messages, new_from = await self._from_session(tenant, session_id, prompt, extra)
+        tenant = options.get("tenant")
+        if memory is not None:
+            tenant = tenant or DEFAULT_TENANT
+        ctx: RunContext[Any] = RunContext(
+            deps=options.get("deps"),
+            session_id=session_id,
+            tenant=tenant,
+            metadata=dict(options.get("metadata") or {}),
+        )
+        new = await self._new_messages(prompt, ctx)
+        version: int | None = None
+        if memory is not None:
+            assert session_id is not None and tenant is not None
+            prepared = await memory.prepare(session_id, self.system_prompt, new, tenant=tenant)
+            messages, version = prepared.messages, prepared.version
         else:
-            messages, new_from = self._conversation(prompt, message_history)
-            messages[new_from:new_from] = extra
-        result: RunResult[OutputT] = await self._planner_for(model_settings).run(
+            messages = list(history or [])
+            if self.system_prompt and not any(isinstance(m, SystemMessage) for m in messages):
+                messages.insert(0, SystemMessage(content=self.system_prompt))
+            messages += new
+        cancel = options.get("cancel")
+        planner = self._planner_for(options.get("model_settings"))
+        async for event in planner.iter(
             messages,
             ctx,
-            new_from=new_from,
-            approvals=approvals,
-            emit=emit,
+            new_from=len(messages) - len(new),
+            approvals=options.get("approvals"),
+            stream=stream,
             cancelled=cancel.is_set if cancel is not None else None,
+        ):
+            if isinstance(event, RunDone):
+                result = event.result
+                if "citations" in ctx.metadata:
+                    result.metadata["citations"] = ctx.metadata["citations"]
+                if memory is not None:
+                    assert session_id is not None and tenant is not None
+                    # One atomic append per run: concurrent runs never interleave their turns.
+                    await memory.commit(
+                        session_id, result.new_messages, expected_version=version, tenant=tenant
+                    )
+            yield event
+
+    async def _new_messages(self, prompt: str | None, ctx: RunContext[Any]) -> list[Message]:
+        """This run's own messages: retrieved knowledge (in `context` mode), the user's turn.
+
+        Knowledge context goes in one place for every run, right before the question it was
+        retrieved for, and stays in the transcript: later turns append to the prompt instead of
+        rewriting it, so a serving engine's prefix cache keeps hitting.
+        """
+        if prompt is None:
+            return []
+        new: list[Message] = []
+        if self.knowledge is not None and self.knowledge_mode == "context":
+            new, ctx.metadata["citations"] = await knowledge_context(
+                self.knowledge, prompt, tenant=ctx.tenant
+            )
+        return [*new, UserMessage(content=prompt)]
+
+    def _planner_for(self, model_settings: ModelSettings | None) -> Planner:
+        if model_settings is None:
+            return self._planner
+        return dataclasses.replace(
+            self._planner, settings=self._planner.settings.merged(model_settings)
         )
-        if "citations" in ctx.metadata:
-            result.metadata["citations"] = ctx.metadata["citations"]
-        if use_memory and self.memory is not None and session_id is not None:
-            # One atomic append per run: concurrent runs on a session never interleave turns.
-            await self.memory.append(tenant or DEFAULT_TENANT, session_id, result.new_messages)
-        return result
+
+    # --- memory ------------------------------------------------------------------------------
+
+    @property
+    def conversation(self) -> ConversationMemory | None:
+        """How sessions are loaded into the model's context and stored (None without memory).
+
+        Built from `memory` and `context_window()` on first use; set it to install another one
+        (the support bot's, which redacts what it stores).
+        """
+        if self._conversation is None and self.memory is not None:
+            self._conversation = ConversationMemory(self.memory, self.context_window())
+        return self._conversation
+
+    @conversation.setter
+    def conversation(self, memory: ConversationMemory | None) -> None:
+        self._conversation = memory
+        self.memory = None if memory is None else memory.store
 
     def context_window(self) -> ContextWindow:
         """How session history is fitted into the model's context for this agent."""
@@ -267,88 +387,6 @@ class Agent(Generic[OutputT]):
             [SystemMessage(content=SUMMARY_PROMPT), UserMessage(content="\n".join(lines))]
         )
         return (response.message.content or "").strip()
-
-    async def _from_session(
-        self, tenant: str, session_id: str, prompt: str | None, extra: list[Message]
-    ) -> tuple[list[Message], int]:
-        assert self.memory is not None
-        session = await self.memory.load(tenant, session_id)
-        new: list[Message] = [*extra, UserMessage(content=prompt)] if prompt is not None else []
-        built = await self.context_window().build(
-            self.system_prompt,
-            session.messages if session else [],
-            new,
-            session.summary if session else None,
-        )
-        if built.summary_changed:
-            await self.memory.set_summary(tenant, session_id, built.summary)
-        messages = list(built.messages)
-        return messages, len(messages) - len(new)
-
-    def run(
-        self,
-        prompt: str | None = None,
-        **kwargs: Any,
-    ) -> RunResult[OutputT]:
-        """Blocking form of `arun` (same arguments)."""
-        result: RunResult[OutputT] = run_sync(self.arun(prompt, **kwargs))
-        return result
-
-    async def astream(
-        self,
-        prompt: str | None = None,
-        *,
-        message_history: Sequence[Message] | None = None,
-        deps: Any = None,
-        session_id: str | None = None,
-        tenant: str | None = None,
-        approvals: Mapping[str, Approval] | None = None,
-        model_settings: ModelSettings | None = None,
-        cancel: threading.Event | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> AsyncIterator[AgentStreamEvent]:
-        """Run the agent, yielding typed events; the last is `RunDone` with the result.
-
-        Takes the same arguments as `arun`. Errors of the run are raised from the iterator.
-        """
-        events: asyncio.Queue[AgentStreamEvent | BaseException | None] = asyncio.Queue()
-
-        async def emit(event: AgentStreamEvent) -> None:
-            await events.put(event)
-
-        async def drive() -> None:
-            try:
-                result = await self._arun(
-                    prompt,
-                    message_history,
-                    deps,
-                    session_id,
-                    tenant,
-                    approvals,
-                    model_settings,
-                    cancel,
-                    metadata,
-                    emit,
-                )
-                await events.put(RunDone(result=result))
-            except BaseException as e:  # handed to the consumer
-                await events.put(e)
-            finally:
-                await events.put(None)
-
-        task = asyncio.create_task(drive())
-        try:
-            while (item := await events.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            if not task.done():
-                task.cancel()
-
-    def stream(self, prompt: str | None = None, **kwargs: Any) -> Iterator[AgentStreamEvent]:
-        """Blocking form of `astream`: events are yielded as they happen."""
-        yield from iterate_sync(self.astream(prompt, **kwargs))
 
     async def aclose(self) -> None:
         """Release what the agent holds: tool HTTP pools, the model's connections, the store."""

@@ -14,8 +14,14 @@ __all__ = ["Approval", "ApprovalHandler", "Approved", "Deferred", "Rejected"]
 
 @dataclass(frozen=True)
 class Approved:
-    """Run the call."""
+    """Run the call.
 
+    `override_args` runs it with these arguments instead of the ones in the transcript (they are
+    validated again). Server code uses it to resume a call whose stored copy was redacted; never
+    fill it from a client's request.
+    """
+
+    override_args: dict[str, Any] | None = None
     kind: Literal["approved"] = "approved"
 
 
@@ -31,7 +37,8 @@ class Rejected:
 class Deferred:
     """Decide later: the run stops with the call pending (`RunResult.deferred_calls`).
 
-    Resume with `agent.run(message_history=result.messages, approvals={call.id: ...})`.
+    Resume with a run of `prompt=None`, `approvals={call.id: ...}` and the same `session_id`
+    (on an agent with memory) or `message_history=result.messages`.
     """
 
     kind: Literal["deferred"] = "deferred"

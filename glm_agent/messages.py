@@ -54,6 +54,9 @@ class ToolDefinition(_Frozen):
     """What the tool does, for the model."""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     """JSON Schema of the arguments object."""
+    kind: Literal["function", "output"] = "function"
+    """`function`: a tool that runs; `output`: the agent's structured answer (calling it ends the
+    run with its arguments as the output). Never sent to the model: both look alike to it."""
 
     def to_openai(self) -> dict[str, Any]:
         """This definition as an OpenAI `tools` entry."""

@@ -1,21 +1,22 @@
 """The tool-calling loop: model turn → tool calls → execution → results → next turn.
 
-One readable loop (`Planner.run`) over typed step records. Everything the model got wrong and
-can correct (bad arguments, an unknown tool, a failing tool, an answer that does not fit the
-output type) is written back to it, within a retry budget; past the budget the run fails with
-`RetriesExhausted`.
+One readable loop (`Planner.iter`, an async generator) over typed step records: it yields each
+event as it happens and ends with `RunDone`, so callers pull a run instead of being pushed to.
+Everything the model got wrong and can correct (bad arguments, an unknown tool, a failing tool,
+an answer that does not fit the output type) is written back to it, within a retry budget; past
+the budget the run fails with `RetriesExhausted`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from glm_agent._execution import decode_arguments, execute_calls
-from glm_agent._output import OUTPUT_TOOL_NAME, OutputSchema
+from glm_agent._output import OutputSchema
 from glm_agent.approval import Approval, ApprovalHandler
 from glm_agent.exceptions import (
     MaxStepsExceeded,
@@ -39,6 +40,8 @@ from glm_agent.messages import (
 from glm_agent.models import ChatModel
 from glm_agent.results import (
     AgentStreamEvent,
+    ModelResponseEvent,
+    RunDone,
     RunResult,
     StepRecord,
     StepStart,
@@ -49,10 +52,7 @@ from glm_agent.results import (
 from glm_agent.settings import ModelSettings
 from glm_agent.tools import RunContext, ToolRegistry
 
-__all__ = ["Emit", "Planner", "pending_calls"]
-
-Emit = Callable[[AgentStreamEvent], Awaitable[None]]
-"""Receives stream events as they happen."""
+__all__ = ["Planner", "pending_calls"]
 
 _FAILED = {"error", "invalid_arguments", "unknown_tool", "timeout"}
 
@@ -80,6 +80,13 @@ class Planner:
     usage_limits: UsageLimits | None = None
     approval_handler: ApprovalHandler | None = None
 
+    def __post_init__(self) -> None:
+        if self.output is not None and self.output.definition.name in self.registry:
+            raise UserError(
+                f"the tool name {self.output.definition.name!r} is taken by the agent's "
+                "structured output; rename the tool"
+            )
+
     def tool_definitions(self, tool_choice: str | None) -> list[ToolDefinition]:
         """What the model is offered this turn."""
         if tool_choice == "none":
@@ -87,17 +94,17 @@ class Planner:
         defs = self.registry.definitions()
         return [*defs, self.output.definition] if self.output else defs
 
-    async def run(
+    async def iter(
         self,
         messages: list[Message],
         ctx: RunContext[Any],
         *,
         new_from: int = 0,
         approvals: Mapping[str, Approval] | None = None,
-        emit: Emit | None = None,
+        stream: bool = False,
         cancelled: Callable[[], bool] | None = None,
-    ) -> RunResult[Any]:
-        """Run until a final answer.
+    ) -> AsyncIterator[AgentStreamEvent]:
+        """Run until a final answer, yielding each event; the last is `RunDone`.
 
         Args:
             messages: The full conversation to send (system prompt, history, the new turn).
@@ -105,7 +112,7 @@ class Planner:
             ctx: The context tools receive (deps, session, tenant).
             new_from: Index of the first message this run added (for `new_messages`).
             approvals: Decisions for calls deferred by an earlier run, by call id.
-            emit: Receives stream events; when set the model is streamed.
+            stream: Stream the model (its deltas are yielded as they come).
             cancelled: Polled between steps; true ends the run with `RunCancelled`.
         """
         start = time.perf_counter()
@@ -114,65 +121,66 @@ class Planner:
         failures: Counter[str] = Counter()
         first_choice = self.settings.tool_choice
         tools_called = False
+        resumed: list[ToolCallRecord] = []
 
-        def finish(output: Any, deferred: list[ToolCall] | None = None) -> RunResult[Any]:
-            return RunResult(
-                output=output,
-                messages=messages,
-                new_messages=messages[new_from:],
-                steps=steps,
-                usage=usage,
-                seconds=time.perf_counter() - start,
-                status="deferred" if deferred else "completed",
-                deferred_calls=deferred or [],
-                session_id=ctx.session_id,
+        def done(output: Any, deferred: list[ToolCall] | None = None) -> RunDone:
+            return RunDone(
+                result=RunResult(
+                    output=output,
+                    messages=messages,
+                    new_messages=messages[new_from:],
+                    steps=steps,
+                    usage=usage,
+                    seconds=time.perf_counter() - start,
+                    status="deferred" if deferred else "completed",
+                    deferred_calls=deferred or [],
+                    session_id=ctx.session_id,
+                    resumed_calls=resumed,
+                )
             )
 
         # Calls left waiting for approval by an earlier run are settled before the model runs.
         pending = pending_calls(messages)
         if pending:
-            records = await execute_calls(
+            records = resumed = await execute_calls(
                 pending,
                 self.registry,
                 ctx,
                 approval_handler=self.approval_handler,
                 decided=approvals or {},
             )
-            deferred = await self._record_results(records, messages, emit)
+            for result in self._record_results(records, messages):
+                yield result
+            deferred = [r.call for r in records if r.status == "deferred"]
             if deferred:
-                return finish(None, deferred)
+                yield done(None, deferred)
+                return
 
         step = 0
         while True:
             step += 1
             if cancelled is not None and cancelled():
                 raise RunCancelled(f"run cancelled before step {step}", messages=messages)
-            if step > self.max_steps:
-                raise MaxStepsExceeded(
-                    f"the model took more than max_steps={self.max_steps} turns without a "
-                    "final answer",
-                    messages=messages,
-                )
-            if (
-                self.usage_limits
-                and self.usage_limits.request_limit is not None
-                and (usage.requests >= self.usage_limits.request_limit)
-            ):
-                raise UsageLimitExceeded(
-                    f"request_limit of {self.usage_limits.request_limit} reached",
-                    messages=messages,
-                )
+            self._check_limits(step, usage, messages)
             # A forced tool_choice holds until a tool has been called; after that the model
             # must be free to answer from the results.
             choice = None if tools_called else first_choice
             settings = self.settings.model_copy(update={"tool_choice": choice})
             ctx.step, ctx.usage, ctx.messages = step, usage, messages
             t_step = time.perf_counter()
-            if emit is not None:
-                await emit(StepStart(step=step))
-            response = await self._model_turn(
-                messages, self.tool_definitions(choice), settings, emit
-            )
+            yield StepStart(step=step)
+            definitions = self.tool_definitions(choice)
+            response: ModelResponse | None = None
+            if stream:
+                async for event in self.model.request_stream(messages, definitions, settings):
+                    if isinstance(event, ResponseDone):
+                        response = event.response
+                    else:
+                        yield event
+                if response is None:
+                    raise UserError(f"{self.model!r} ended its stream without a ResponseDone")
+            else:
+                response = await self.model.request(messages, definitions, settings)
             model_seconds = time.perf_counter() - t_step
             usage = usage + response.usage
             over = self.usage_limits.exceeded(usage) if self.usage_limits else None
@@ -182,6 +190,7 @@ class Planner:
             messages.append(reply)
             record = StepRecord(step, response, model_seconds=model_seconds)
             steps.append(record)
+            yield ModelResponseEvent(step=step, response=response)
 
             calls = list(reply.tool_calls)
             if not calls:
@@ -193,52 +202,50 @@ class Planner:
                     record.total_seconds = time.perf_counter() - t_step
                     continue
                 record.total_seconds = time.perf_counter() - t_step
-                return finish(output)
+                yield done(output)
+                return
 
             tools_called = True
             t_tools = time.perf_counter()
-            output_calls = [c for c in calls if c.name == OUTPUT_TOOL_NAME and self.output]
-            tool_calls = [c for c in calls if c not in output_calls]
+            output_names = {d.name for d in definitions if d.kind == "output"}
+            output_calls = [c for c in calls if c.name in output_names]
             records = await execute_calls(
-                tool_calls, self.registry, ctx, approval_handler=self.approval_handler
+                [c for c in calls if c.name not in output_names],
+                self.registry,
+                ctx,
+                approval_handler=self.approval_handler,
             )
             final: list[Any] = []
-            for call in output_calls:
-                records.append(self._output_record(call, final))
+            records += [self._output_record(call, final) for call in output_calls]
             records.sort(key=lambda r: calls.index(r.call))
             record.tool_calls = records
             record.tools_seconds = time.perf_counter() - t_tools
-            deferred = await self._record_results(records, messages, emit)
+            for result in self._record_results(records, messages):
+                yield result
             for r in records:
+                key = "output" if r.call.name in output_names else r.call.name
                 if r.status in _FAILED:
-                    key = "output" if r.call.name == OUTPUT_TOOL_NAME else r.call.name
                     self._count_failure(failures, key, r.content, messages)
                 elif r.status == "ok":
-                    failures.pop(r.call.name, None)
+                    failures.pop(key, None)
             record.total_seconds = time.perf_counter() - t_step
+            deferred = [r.call for r in records if r.status == "deferred"]
             if deferred:
-                return finish(None, deferred)
+                yield done(None, deferred)
+                return
             if final:
-                return finish(final[0])
+                yield done(final[0])
+                return
 
-    async def _model_turn(
-        self,
-        messages: list[Message],
-        tools: list[ToolDefinition],
-        settings: ModelSettings,
-        emit: Emit | None,
-    ) -> ModelResponse:
-        if emit is None:
-            return await self.model.request(messages, tools, settings)
-        response: ModelResponse | None = None
-        async for event in self.model.request_stream(messages, tools, settings):
-            if isinstance(event, ResponseDone):
-                response = event.response
-            else:
-                await emit(event)
-        if response is None:
-            raise UserError(f"{self.model!r} ended its stream without a ResponseDone event")
-        return response
+    def _check_limits(self, step: int, usage: Usage, messages: list[Message]) -> None:
+        if step > self.max_steps:
+            raise MaxStepsExceeded(
+                f"the model took more than max_steps={self.max_steps} turns without a final answer",
+                messages=messages,
+            )
+        limit = self.usage_limits.request_limit if self.usage_limits else None
+        if limit is not None and usage.requests >= limit:
+            raise UsageLimitExceeded(f"request_limit of {limit} reached", messages=messages)
 
     def _final_from_text(self, text: str, choice: str | None) -> Any:
         if choice not in (None, "auto", "none"):
@@ -257,14 +264,13 @@ class Planner:
             return ToolCallRecord(call, "invalid_arguments", e.message)
         return ToolCallRecord(call, "ok", "final result accepted")
 
-    async def _record_results(
-        self, records: list[ToolCallRecord], messages: list[Message], emit: Emit | None
-    ) -> list[ToolCall]:
-        """Append the results to the transcript; returns the calls still waiting for approval."""
-        deferred = []
+    def _record_results(
+        self, records: list[ToolCallRecord], messages: list[Message]
+    ) -> list[ToolResultEvent]:
+        """Append the results to the transcript (calls waiting for approval get none yet)."""
+        events = []
         for r in records:
             if r.status == "deferred":
-                deferred.append(r.call)
                 continue
             messages.append(
                 ToolMessage(
@@ -274,13 +280,10 @@ class Planner:
                     is_error=r.status not in ("ok",),
                 )
             )
-            if emit is not None:
-                await emit(
-                    ToolResultEvent(
-                        call=r.call, status=r.status, content=r.content, seconds=r.seconds
-                    )
-                )
-        return deferred
+            events.append(
+                ToolResultEvent(call=r.call, status=r.status, content=r.content, seconds=r.seconds)
+            )
+        return events
 
     def _count_failure(
         self, failures: Counter[str], key: str, detail: str, messages: list[Message]

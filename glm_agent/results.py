@@ -22,6 +22,7 @@ from glm_agent.messages import (
 
 __all__ = [
     "AgentStreamEvent",
+    "ModelResponseEvent",
     "RunDone",
     "RunResult",
     "StepRecord",
@@ -118,6 +119,8 @@ class RunResult(Generic[OutputT]):
     """The session the run belongs to."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Extra facts about the run (citations, curated answer, ...)."""
+    resumed_calls: list[ToolCallRecord] = field(default_factory=list)
+    """Calls an earlier run deferred that this run settled before its first model turn."""
 
     def __repr__(self) -> str:
         # Compact on purpose: transcripts can be long, and asyncio reprs task results.
@@ -128,8 +131,8 @@ class RunResult(Generic[OutputT]):
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:
-        """Every tool call of the run, in order."""
-        return [r for s in self.steps for r in s.tool_calls]
+        """Every tool call of the run, in order (resumed ones first)."""
+        return [*self.resumed_calls, *(r for s in self.steps for r in s.tool_calls)]
 
     @property
     def last_message(self) -> AssistantMessage | None:
@@ -146,6 +149,15 @@ class StepStart(BaseModel):
     model_config = ConfigDict(frozen=True)
     kind: Literal["step_start"] = "step_start"
     step: int
+
+
+class ModelResponseEvent(BaseModel):
+    """The model's whole turn, streamed or not: text, reasoning, tool calls and usage."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["model_response"] = "model_response"
+    step: int
+    response: ModelResponse
 
 
 class ToolResultEvent(BaseModel):
@@ -175,9 +187,11 @@ AgentStreamEvent = Annotated[
     | ToolCallStart
     | ToolCallArgsDelta
     | ToolCallEnd
+    | ModelResponseEvent
     | ToolResultEvent
     | RunDone,
     Field(discriminator="kind"),
 ]
-"""Events of `Agent.stream()`, in order: per step a `StepStart`, the model's deltas, tool-call
-starts / ends, tool results; then `RunDone` with the result."""
+"""Events of a run (`Agent.iter`, `Agent.stream`), in order: per step a `StepStart`, the model's
+deltas (when the model is streamed), its `ModelResponseEvent`, tool results; then `RunDone` with
+the result. A `StepStart` is the point between steps: stop there and the model is not called."""

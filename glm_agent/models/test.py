@@ -24,9 +24,6 @@ from glm_agent.settings import ModelSettings
 
 __all__ = ["TestModel"]
 
-#: The name of the tool an agent adds for structured output (kept in sync with the planner).
-OUTPUT_TOOL_NAME = "final_result"
-
 
 class TestModel(ChatModel):
     """A model that exercises an agent's tools without any weights.
@@ -59,7 +56,7 @@ class TestModel(ChatModel):
         self.name = "test"
 
     def _tools_to_call(self, tools: Sequence[ToolDefinition]) -> list[ToolDefinition]:
-        chosen = [t for t in tools if t.name != OUTPUT_TOOL_NAME]
+        chosen = [t for t in tools if t.kind != "output"]
         if self.call_tools != "all":
             chosen = [t for t in chosen if t.name in self.call_tools]
         return chosen
@@ -86,7 +83,7 @@ class TestModel(ChatModel):
             "required",
         ):
             to_call = [t for t in tools if t.name == settings.tool_choice]
-        output_tool = next((t for t in tools if t.name == OUTPUT_TOOL_NAME), None)
+        output_tool = next((t for t in tools if t.kind == "output"), None)
         if to_call and not called:
             calls = tuple(
                 ToolCall.from_args(t.name, value_for_schema(t.parameters, rng)) for t in to_call
@@ -94,7 +91,7 @@ class TestModel(ChatModel):
             reply = AssistantMessage(tool_calls=calls)
         elif output_tool is not None:
             args = self.custom_output_args or value_for_schema(output_tool.parameters, rng)
-            reply = AssistantMessage(tool_calls=(ToolCall.from_args(OUTPUT_TOOL_NAME, args),))
+            reply = AssistantMessage(tool_calls=(ToolCall.from_args(output_tool.name, args),))
         else:
             reply = AssistantMessage(content=self._answer(messages[last_user + 1 :]))
         return ModelResponse(

@@ -209,7 +209,16 @@ class Tool:
             ToolArgumentsError: The arguments are invalid (the model should correct them).
             TimeoutError: The call took longer than the policy's timeout.
         """
-        kwargs = self.validate(args)
+        return await self.execute(self.validate(args), ctx)
+
+    async def execute(self, kwargs: dict[str, Any], ctx: RunContext[Any] | None = None) -> Any:
+        """Call the implementation with arguments `validate` already returned, under the policy
+        (rate limit, concurrency, timeout). The agent loop validates once, before approval, then
+        calls this; `run` does both for direct callers.
+
+        Raises:
+            TimeoutError: The call took longer than the policy's timeout.
+        """
         if self.policy.max_concurrency and self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.policy.max_concurrency)
         if self.policy.rate_limit and self._limiter is None:

@@ -148,12 +148,14 @@ def test_injected_passage_is_data_not_instructions(tmp_path: Path) -> None:
     assert isinstance(messages[-1], UserMessage)
     [answer] = [e for e in events if e.get("role") == "bot" and e.get("source") == "model"]
     assert answer["citations"] == [{"n": 1, "title": "Returns", "source": "evil.md"}]
-    # Retrieved passages are not stored in the transcript (re-fetched every turn).
+    # The stored turn is what the model saw: the passages stay with the question they were
+    # retrieved for, still marked as data (later turns append to the prompt, never rewrite it).
     conversation_id = bot.db.conversations(bot.tenant)[0].id
     session = asyncio.run(bot.store.load(bot.tenant, conversation_id))
-    assert session is not None and not any(
-        "IGNORE ALL" in (m.content or "") for m in session.messages
-    )
+    assert session is not None
+    stored = [m for m in session.messages if "IGNORE ALL" in (m.content or "")]
+    assert stored == [passage]
+    assert [m.role for m in session.messages] == ["system", "user", "assistant"]
     assert not any(isinstance(m, ToolMessage) for m in session.messages)
 
 

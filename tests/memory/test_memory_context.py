@@ -161,12 +161,15 @@ def test_summary_is_incremental_across_a_conversation() -> None:
         else:
             assert ctx.summary == summary
         covered_seen.append(summary.covered if summary else 0)
-        kept = ctx.messages[1 : len(ctx.messages) - 1]
+        # The system prompt is never rewritten: the summary is a message of its own after it.
+        assert ctx.messages[0] == SystemMessage(content="system")
+        head = 2 if summary else 1
+        kept = ctx.messages[head : len(ctx.messages) - 1]
         assert kept == history[ctx.history_start :]
         assert_no_split_tool_calls(kept)
         if summary:
-            assert isinstance(ctx.messages[0], SystemMessage)
-            assert summary.text in (ctx.messages[0].content or "")
+            assert isinstance(ctx.messages[1], SystemMessage)
+            assert summary.text in (ctx.messages[1].content or "")
         history += turn(i, tools=1)  # the turn is then appended to the session
     assert covered_seen == sorted(covered_seen)  # the summary only moves forward
     # Incremental: each call saw only newly dropped messages, and far fewer calls than turns.
@@ -246,7 +249,9 @@ def test_conversation_memory_keeps_the_summary_with_the_session(tmp_path: Path) 
                 ctx = await memory.prepare("s", "system", question)
                 assert ctx.context.tokens <= window.budget
                 assert ctx.messages[-1] == question[0]
-                first_system = first_system or (ctx.messages[0].content or "")
+                assert ctx.messages[0] == SystemMessage(content="system")
+                if isinstance(ctx.messages[1], SystemMessage):  # the summary, after the prompt
+                    first_system = first_system or (ctx.messages[1].content or "")
                 versions.append(
                     await memory.commit("s", turn(i, tools=1), expected_version=ctx.version)
                 )
@@ -266,13 +271,13 @@ def test_conversation_memory_keeps_the_summary_with_the_session(tmp_path: Path) 
 
     summary = asyncio.run(stored())
     assert summary is not None and summary.text == summarizer.returned[-1]
-    versions, system = asyncio.run(talk(range(10, 11)))  # a "restarted" worker
+    versions, summary_message = asyncio.run(talk(range(10, 11)))  # a "restarted" worker
     assert versions == [11]
     if len(summarizer.calls) > calls_before:  # refreshed from the stored summary
         assert summarizer.calls[calls_before][1] == summary.text
-        assert summarizer.returned[-1] in system
+        assert summarizer.returned[-1] in summary_message
     else:  # or sent as stored
-        assert summary.text in system
+        assert summary.text in summary_message
     assert summarizer.calls[0][1] is None and len(summarizer.calls) <= calls_before + 1
 
 
@@ -300,7 +305,10 @@ def test_window_invariants(
     ctx = asyncio.run(window.build("sys", history, new))
     assert ctx.tokens == window.count(ctx.messages)
     assert ctx.tokens <= window.budget
-    head = 1
+    assert ctx.messages[0] == SystemMessage(content="sys")  # never rewritten
+    # The summary, when it is sent, is a system message of its own right after the prompt.
+    head = 2 if len(ctx.messages) > 2 and isinstance(ctx.messages[1], SystemMessage) else 1
+    assert head == 1 or ctx.summary is not None
     assert ctx.messages[-1] == new[0]
     assert ctx.messages[head:-1] == history[ctx.history_start :]
     assert_no_split_tool_calls(ctx.messages[head:-1])

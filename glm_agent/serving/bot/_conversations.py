@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from glm_agent.memory import SessionMetadata, SessionStore, SQLiteStore
+from glm_agent.memory import ConversationMemory, SessionMetadata, SessionStore, SQLiteStore
+from glm_agent.messages import AssistantMessage, Message, ToolCall
 from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import BotDB, Conversation
@@ -66,6 +67,13 @@ class ConversationLog:
         self.store: SessionStore = store
         r = config.redaction
         self.redactor = Redactor(r.kinds, r.style, {k: list(v) for k, v in r.fields.items()})
+        # The one memory path: the agent loads and stores every turn of a conversation through
+        # this memory, which redacts what it stores; the bot stores its own turns (curated
+        # answers, messages for humans) through it too.
+        self.memory = ConversationMemory(
+            store, agent.context_window(), tenant=self.tenant, redact=self._redact_message
+        )
+        agent.conversation = self.memory
         self.matcher = CuratedMatcher()
         self.notifier = Notifier()
         self.deliverers: dict[str, Deliver] = {}
@@ -201,6 +209,16 @@ class ConversationLog:
 
     def _r(self, text: str) -> str:
         return self.redactor.redact(text, "transcript")
+
+    def _redact_message(self, m: Message) -> Message:
+        if isinstance(m, AssistantMessage):
+            calls = tuple(
+                ToolCall(id=c.id, name=c.name, arguments=self._r(c.arguments)) for c in m.tool_calls
+            )
+            return m.model_copy(
+                update={"content": self._r(m.content or "") or None, "tool_calls": calls}
+            )
+        return m.model_copy(update={"content": self._r(m.content)})
 
     def _tag(self, conv: Conversation, **tags: Any) -> None:
         conv.tags.update(tags)

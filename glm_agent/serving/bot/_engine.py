@@ -11,18 +11,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from glm_agent.approval import Approved, Rejected
-from glm_agent.memory._session import dump_messages, load_messages
+from glm_agent.approval import Approval, Approved, Rejected
 from glm_agent.messages import (
     AssistantMessage,
     Message,
     SystemMessage,
     TextDelta,
-    ToolCall,
     ToolMessage,
     UserMessage,
 )
-from glm_agent.results import RunDone, RunResult
+from glm_agent.results import RunResult
 from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._conversations import HUMAN_STATES, ConversationLog, Emit, hash_token
 from glm_agent.serving.bot._db import Conversation
@@ -107,7 +105,7 @@ class BotCore(ConversationLog):
             if conv.status == "closed":
                 await self.set_status(conv, "bot", out)
             if conv.status in HUMAN_STATES:
-                await self.store.append(self.tenant, conv.id, [UserMessage(content=self._r(text))])
+                await self.memory.commit(conv.id, [UserMessage(content=text)])
                 self.console_event("customer_message", conv, text=self._r(text))
                 return
             trigger = detect_handoff(text, self.config.handoff)
@@ -123,35 +121,11 @@ class BotCore(ConversationLog):
                 return
             await self._model_turn(conv, text, out)
 
-    def _redact_message(self, m: Message) -> Message:
-        if isinstance(m, AssistantMessage):
-            calls = tuple(
-                ToolCall(id=c.id, name=c.name, arguments=self._r(c.arguments)) for c in m.tool_calls
-            )
-            return m.model_copy(
-                update={"content": self._r(m.content or "") or None, "tool_calls": calls}
-            )
-        return m.model_copy(update={"content": self._r(m.content)})
-
-    async def _remember(self, conv: Conversation, messages: list[Message]) -> None:
-        # Retrieved passages are re-fetched every turn, so they are not kept in the transcript.
-        kept = [self._redact_message(m) for m in messages if not isinstance(m, SystemMessage)]
-        if kept:
-            await self.store.append(self.tenant, conv.id, kept)
-
-    async def _history(self, conv: Conversation) -> list[Message]:
-        session = await self.store.load(self.tenant, conv.id)
-        messages = list(session.messages) if session else []
-        messages = messages[-self.config.history_messages :]
-        while messages and not isinstance(messages[0], UserMessage):
-            messages.pop(0)  # never start on a tool result whose call was cut off
-        return messages
-
     async def _curated(
         self, conv: Conversation, text: str, answer: CuratedAnswer, score: float, out: Emit | None
     ) -> None:
-        await self._remember(
-            conv, [UserMessage(content=text), AssistantMessage(content=answer.answer)]
+        await self.memory.commit(
+            conv.id, [UserMessage(content=text), AssistantMessage(content=answer.answer)]
         )
         await self.publish(
             conv,
@@ -170,33 +144,40 @@ class BotCore(ConversationLog):
         if threshold is not None and kb is not None:
             hits = await kb.asearch(text, k=1, mode="dense")
             low_confidence = not hits or hits[0].score < threshold
-        history = await self._history(conv)
-        result = await self._run(conv, out, text, message_history=history)
+        result = await self._run(conv, out, text)
         await self._after_run(conv, result, out, low_confidence=low_confidence)
 
     async def _run(
-        self, conv: Conversation, out: Emit | None, prompt: str | None, **kwargs: Any
+        self,
+        conv: Conversation,
+        out: Emit | None,
+        prompt: str | None,
+        approvals: dict[str, Approval] | None = None,
     ) -> RunResult[Any] | None:
-        result: RunResult[Any] | None = None
+        """One agent run on the conversation's session (loaded and stored by the agent's
+        memory, which is this bot's: redacted as it is stored)."""
+        metadata = {
+            "channel": conv.channel,
+            "customer_id": conv.customer_id,
+            "conversation_id": conv.id,
+        }
+        run = self.agent.iter(
+            prompt,
+            stream=True,
+            session_id=conv.id,
+            tenant=self.tenant,
+            approvals=approvals,
+            metadata=metadata,
+        )
         try:
-            async for event in self.agent.astream(
-                prompt,
-                session_id=conv.id,
-                tenant=self.tenant,
-                metadata={
-                    "channel": conv.channel,
-                    "customer_id": conv.customer_id,
-                    "conversation_id": conv.id,
-                },
-                **kwargs,
-            ):
-                if isinstance(event, TextDelta) and out is not None:
-                    await out({"type": "delta", "text": event.content})
-                elif isinstance(event, RunDone):
-                    result = event.result
+            async with run:
+                async for event in run:
+                    if isinstance(event, TextDelta) and out is not None:
+                        await out({"type": "delta", "text": event.content})
         except Exception as e:
             log.warning("run failed for %s: %s", conv.id, self.redactor.redact(str(e), "log"))
             return None
+        result: RunResult[Any] | None = run.result
         return result
 
     async def _after_run(
@@ -210,7 +191,6 @@ class BotCore(ConversationLog):
         if result is None:
             await self._failure(conv, out, "the model run failed")
             return
-        await self._remember(conv, result.new_messages)
         called = [r.call.name for r in result.tool_calls]
         if called:
             self._tag(conv, intent=called[-1])
@@ -260,7 +240,8 @@ class BotCore(ConversationLog):
         self, conv: Conversation, result: RunResult[Any], out: Emit | None
     ) -> None:
         calls = result.deferred_calls
-        pending = {"messages": dump_messages(result.messages), "calls": [c.id for c in calls]}
+        # The session holds the call redacted; its real arguments wait here for the answer.
+        pending = {"calls": [c.id for c in calls], "args": {c.id: c.args_dict() for c in calls}}
         self.db.update(self.tenant, conv.id, pending=pending)
         what = "; ".join(
             f"{c.name}({', '.join(f'{k}={v}' for k, v in c.args_dict().items())})" for c in calls
@@ -277,12 +258,16 @@ class BotCore(ConversationLog):
 
     async def _resume(self, conv: Conversation, text: str, out: Emit | None) -> None:
         assert conv.pending is not None
-        messages = load_messages(conv.pending["messages"])
         yes = is_confirmation(text, self.config.confirm_words)
-        decision = Approved() if yes else Rejected("the customer did not confirm the action")
         self.db.update(self.tenant, conv.id, pending=None)
-        approvals = dict.fromkeys(conv.pending["calls"], decision)
-        result = await self._run(conv, out, None, message_history=messages, approvals=approvals)
+        args = conv.pending.get("args") or {}
+        approvals: dict[str, Approval] = {
+            call_id: Approved(override_args=args.get(call_id))
+            if yes
+            else Rejected("the customer did not confirm the action")
+            for call_id in conv.pending["calls"]
+        }
+        result = await self._run(conv, out, None, approvals)
         await self._after_run(conv, result, out)
 
     # --- states ------------------------------------------------------------------------------
@@ -311,7 +296,7 @@ class BotCore(ConversationLog):
                 )
                 for call_id in conv.pending["calls"]
             ]
-            await self.store.append(self.tenant, conv.id, list(settled))
+            await self.memory.commit(conv.id, list(settled))
             self.db.update(self.tenant, conv.id, pending=None)
         self._tag(conv, handed_off=True, handoff_trigger=trigger)
         await self.set_status(conv, "waiting_human", out)
