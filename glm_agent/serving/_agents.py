@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Security, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from glm_agent.agent import AgentRun
 from glm_agent.approval import Approval, Approved, Rejected
 from glm_agent.memory import SessionStore
 from glm_agent.messages import messages_to_openai
 from glm_agent.results import RunDone, RunResult
-from glm_agent.serving._chat import output_text
+from glm_agent.serving._chat import drain, output_text
 from glm_agent.serving._config import ApiKey
 from glm_agent.serving._errors import HTTPProblem, error_body
 from glm_agent.serving._schema import AgentRunRequest, KnowledgeSearchRequest
@@ -108,12 +109,6 @@ def add_agent_routes(
         """Run an agent on `input` within `session_id`: a JSON result, or typed SSE events."""
         served = state.agent(name)
         run_id = "run_" + uuid.uuid4().hex
-        kwargs: dict[str, Any] = {
-            "session_id": body.session_id,
-            "tenant": key.tenant,
-            "metadata": body.metadata,
-            "approvals": _approvals(body) or None,
-        }
         if body.input is None and (
             not body.approvals or body.session_id is None or served.agent.memory is None
         ):
@@ -123,23 +118,33 @@ def add_agent_routes(
                 "agent with memory)",
                 param="input",
             )
-        if not body.stream:
-            result = await asyncio.wait_for(
-                served.agent.arun(body.input, **kwargs), served.run_timeout
+
+        def run(stream: bool) -> AgentRun[Any]:
+            return served.agent.iter(
+                body.input,
+                stream=stream,
+                session_id=body.session_id,
+                tenant=key.tenant,
+                metadata=body.metadata,
+                approvals=_approvals(body) or None,
             )
+
+        if not body.stream:
+            result = await asyncio.wait_for(drain(run(False)), served.run_timeout)
             state.metrics.observe_run(served.name, result)
             return JSONResponse(run_json(result, served.name, run_id))
 
         async def events() -> AsyncIterator[str]:
             deadline = None if served.run_timeout is None else time.monotonic() + served.run_timeout
-            async for event in served.agent.astream(body.input, **kwargs):
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError
-                if isinstance(event, RunDone):
-                    state.metrics.observe_run(served.name, event.result)
-                    yield sse(run_json(event.result, served.name, run_id), event="run_done")
-                else:
-                    yield sse(event.model_dump_json(), event=event.kind)
+            async with run(True) as agent_run:
+                async for event in agent_run:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError
+                    if isinstance(event, RunDone):
+                        state.metrics.observe_run(served.name, event.result)
+                        yield sse(run_json(event.result, served.name, run_id), event="run_done")
+                    else:
+                        yield sse(event.model_dump_json(), event=event.kind)
 
         def on_error(problem: HTTPProblem) -> str:
             return sse(error_body(problem), event="error")

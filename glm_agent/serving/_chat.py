@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from glm_agent.agent import AgentRun
 from glm_agent.messages import (
     Message,
     ReasoningDelta,
@@ -27,7 +28,7 @@ from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving._schema import ChatCompletionRequest
 from glm_agent.serving._state import ServedAgent, ServerState, error_event, guarded_stream, sse
 
-__all__ = ["chat_completion", "output_text", "usage_json"]
+__all__ = ["chat_completion", "drain", "output_text", "usage_json"]
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
@@ -128,16 +129,20 @@ async def _agent_completion(
 ) -> dict[str, Any] | AsyncIterator[str]:
     session_id = session_header or req.user
     prompt, history = _agent_inputs(served, req, session_id)
-    kwargs: dict[str, Any] = {
-        "message_history": history,
-        "session_id": session_id,
-        "tenant": key.tenant,
-        "model_settings": req.settings(client_tools=False),
-    }
     chunks = _Chunks(served.name)
+
+    def run(stream: bool) -> AgentRun[Any]:
+        return served.agent.iter(
+            prompt,
+            stream=stream,
+            message_history=history,
+            session_id=session_id,
+            tenant=key.tenant,
+            model_settings=req.settings(client_tools=False),
+        )
+
     if not req.stream:
-        run = served.agent.arun(prompt, **kwargs)
-        result = await asyncio.wait_for(run, served.run_timeout)
+        result = await asyncio.wait_for(drain(run(False)), served.run_timeout)
         state.metrics.observe_run(served.name, result)
         message = {"role": "assistant", "content": output_text(result)}
         out = chunks.completion(message, "stop", result.usage)
@@ -149,24 +154,34 @@ async def _agent_completion(
     async def events() -> AsyncIterator[str]:
         yield chunks.delta({"role": "assistant", "content": ""})
         deadline = None if served.run_timeout is None else time.monotonic() + served.run_timeout
-        async for event in served.agent.astream(prompt, **kwargs):
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError
-            if isinstance(event, TextDelta):
-                yield chunks.delta({"content": event.content})
-            elif isinstance(event, ReasoningDelta):
-                yield chunks.delta({"reasoning_content": event.content})
-            elif isinstance(event, RunDone):
-                result = event.result
-                state.metrics.observe_run(served.name, result)
-                yield chunks.delta({}, "stop")
-                if include_usage:
-                    yield chunks.usage(result.usage)
+        async with run(True) as agent_run:
+            async for event in agent_run:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError
+                if isinstance(event, TextDelta):
+                    yield chunks.delta({"content": event.content})
+                elif isinstance(event, ReasoningDelta):
+                    yield chunks.delta({"reasoning_content": event.content})
+                elif isinstance(event, RunDone):
+                    result = event.result
+                    state.metrics.observe_run(served.name, result)
+                    yield chunks.delta({}, "stop")
+                    if include_usage:
+                        yield chunks.usage(result.usage)
         # The agent's own tool calls are run here, not by the client, so they are not sent
         # as `tool_calls` deltas (a client would try to answer them).
         yield sse("[DONE]")
 
     return guarded_stream(state, events(), on_error=error_event, closing=[sse("[DONE]")])
+
+
+async def drain(run: AgentRun[Any]) -> RunResult[Any]:
+    """Run to the end; the result."""
+    async with run:
+        async for _ in run:
+            pass
+    assert run.result is not None
+    return run.result
 
 
 # --- plain models -----------------------------------------------------------------------------
