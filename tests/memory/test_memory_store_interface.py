@@ -78,9 +78,7 @@ class DictStore(SessionStore, FactStore):
         rows = [
             r
             for (t, _), r in self.rows.items()
-            if t == tenant
-            and customer_id in (None, r.customer_id)
-            and status in (None, r.status)
+            if t == tenant and customer_id in (None, r.customer_id) and status in (None, r.status)
         ]
         rows.sort(key=lambda r: (-r.updated_at, r.session_id))
         return rows if limit is None else rows[:limit]
