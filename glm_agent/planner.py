@@ -120,6 +120,9 @@ class Planner:
         usage = Usage()
         failures: Counter[str] = Counter()
         first_choice = self.settings.tool_choice
+        # After the first tool call the forced choice is lifted; the settings for that are
+        # made once per run, not once per step.
+        free_settings = self.settings.model_copy(update={"tool_choice": None})
         tools_called = False
         resumed: list[ToolCallRecord] = []
 
@@ -165,7 +168,7 @@ class Planner:
             # A forced tool_choice holds until a tool has been called; after that the model
             # must be free to answer from the results.
             choice = None if tools_called else first_choice
-            settings = self.settings.model_copy(update={"tool_choice": choice})
+            settings = free_settings if choice is None else self.settings
             ctx.step, ctx.usage, ctx.messages = step, usage, messages
             t_step = time.perf_counter()
             yield StepStart(step=step)

@@ -241,7 +241,9 @@ class Tool:
             coro = asyncio.to_thread(self.function, *pos, **kwargs)
         if self.policy.timeout is None:
             return await coro
-        return await asyncio.wait_for(coro, self.policy.timeout)
+        # A deadline on the current task, not a new task per call as `wait_for` makes.
+        async with asyncio.timeout(self.policy.timeout):
+            return await coro
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the implementation directly, as the plain function it wraps."""
