@@ -1,4 +1,5 @@
-"""Executing one turn's tool calls: validation, approval, concurrency, errors for the model."""
+"""Executing one turn's tool calls: validation, policies, approval, concurrency, and what the
+model is told about each outcome."""
 
 from __future__ import annotations
 
@@ -6,17 +7,29 @@ import asyncio
 import copy
 import inspect
 import json
+import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from glm_agent._policy_checks import Verdict, after_call, after_success, before_call, error_content
 from glm_agent.approval import Approval, ApprovalHandler, Approved, Deferred, Rejected
-from glm_agent.exceptions import ModelRetry, ToolArgumentsError, UnknownToolError
+from glm_agent.exceptions import ModelRetry, ToolArgumentsError, ToolRefused, UnknownToolError
 from glm_agent.messages import ToolCall
-from glm_agent.results import ToolCallRecord
-from glm_agent.tools import RunContext, Tool, ToolRegistry, format_tool_result
+from glm_agent.results import ToolCallRecord, ToolStatus
+from glm_agent.tools import (
+    MemoryPolicyState,
+    PolicyState,
+    RunContext,
+    Tool,
+    ToolRegistry,
+    format_tool_result,
+)
 
 __all__ = ["decode_arguments", "execute_calls"]
+
+log = logging.getLogger("glm_agent.tools")
 
 
 def decode_arguments(tool_name: str, arguments: str) -> dict[str, Any]:
@@ -52,11 +65,15 @@ async def _run_one(
     ctx: RunContext[Any],
     approval_handler: ApprovalHandler | None,
     decided: Mapping[str, Approval],
+    state: PolicyState,
 ) -> ToolCallRecord:
     start = time.perf_counter()
 
-    def record(status: Any, content: str) -> ToolCallRecord:
-        return ToolCallRecord(call, status, content, time.perf_counter() - start)
+    def record(status: ToolStatus, content: str, detail: str = "") -> ToolCallRecord:
+        return ToolCallRecord(call, status, content, time.perf_counter() - start, detail)
+
+    def stopped(verdict: Verdict) -> ToolCallRecord:
+        return record(verdict.status, verdict.content, verdict.detail)
 
     try:
         tool: Tool = registry.get(call.name)
@@ -69,28 +86,48 @@ async def _run_one(
         kwargs = tool.validate(decode_arguments(call.name, call.arguments))
     except ToolArgumentsError as e:
         return record("invalid_arguments", e.message + ". Fix the arguments and call it again.")
-    if tool.policy.requires_approval:
-        decision = decided.get(call.id) or await _decide(approval_handler, call_ctx, call, kwargs)
-        if isinstance(decision, Deferred):
-            return record("deferred", "waiting for approval")
-        if isinstance(decision, Rejected):
-            return record("rejected", f"the call was not approved: {decision.reason}")
-        if isinstance(decision, Approved) and decision.override_args is not None:
-            try:
-                kwargs = tool.validate(decision.override_args)
-            except ToolArgumentsError as e:
-                return record("invalid_arguments", e.message)
-        call_ctx.approved = True
     try:
+        # Policies first: nobody is asked to approve what they may not do.
+        verdict, facts = await before_call(tool, kwargs, ctx, registry, state)
+        if verdict is not None:
+            return stopped(verdict)
+        if tool.policy.requires_approval:
+            decision = decided.get(call.id) or await _decide(
+                approval_handler, call_ctx, call, kwargs
+            )
+            if isinstance(decision, Deferred):
+                return record("deferred", "waiting for approval")
+            if isinstance(decision, Rejected):
+                return record("rejected", f"the call was not approved: {decision.reason}")
+            if isinstance(decision, Approved) and decision.override_args is not None:
+                try:
+                    kwargs = tool.validate(decision.override_args)
+                except ToolArgumentsError as e:
+                    return record("invalid_arguments", e.message)
+                verdict, facts = await before_call(tool, kwargs, ctx, registry, state)
+                if verdict is not None:
+                    return stopped(verdict)
+            call_ctx.approved = True
         value = await tool.execute(kwargs, call_ctx)
     except ToolArgumentsError as e:  # raised by the implementation itself
         return record("invalid_arguments", e.message)
+    except ToolRefused as e:
+        return record("refused", error_content(e.code, message=e.message, **e.facts), str(e))
     except ModelRetry as e:
         return record("error", e.message)
     except TimeoutError:
         return record("timeout", f"tool {call.name!r} timed out after {tool.policy.timeout:g} s")
-    except Exception as e:  # a tool's own failure is reported to the model, not raised
-        return record("error", f"tool {call.name!r} failed: {type(e).__name__}: {e}")
+    except Exception as e:
+        # An unexpected failure: the model (and so the customer) hears that it did not work;
+        # what went wrong is for the logs and the people who fix it.
+        reference = "E-" + secrets.token_hex(4)
+        detail = f"{reference}: {type(e).__name__}: {e}"
+        log.warning("tool %r failed (%s)", call.name, detail)
+        return record("error", error_content("tool_failed", reference=reference), detail)
+    verdict = after_call(tool, value, kwargs, facts, ctx)
+    if verdict is not None:
+        return stopped(verdict)
+    await after_success(tool, value, ctx, state)
     return record("ok", format_tool_result(value))
 
 
@@ -101,6 +138,7 @@ async def execute_calls(
     *,
     approval_handler: ApprovalHandler | None = None,
     decided: Mapping[str, Approval] | None = None,
+    policy_state: PolicyState | None = None,
 ) -> list[ToolCallRecord]:
     """Run the calls of one turn concurrently, each under its tool's policy.
 
@@ -108,7 +146,8 @@ async def execute_calls(
     the model is told. Results come back in the order of `calls`.
     """
     decided = decided or {}
-    tasks = [_run_one(c, registry, ctx, approval_handler, decided) for c in calls]
+    state = policy_state or MemoryPolicyState()
+    tasks = [_run_one(c, registry, ctx, approval_handler, decided, state) for c in calls]
     if len(tasks) == 1:
         return [await tasks[0]]
     return list(await asyncio.gather(*tasks))

@@ -35,7 +35,7 @@ from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
 from glm_agent.settings import ModelSettings
-from glm_agent.tools import RunContext, Tool, ToolRegistry
+from glm_agent.tools import Identity, PolicyState, RunContext, Tool, ToolRegistry
 
 __all__ = ["Agent", "AgentRun", "RunOptions"]
 
@@ -69,7 +69,11 @@ class RunOptions(TypedDict, total=False):
     cancel: threading.Event | None
     """Set it to stop the run between steps (`RunCancelled`)."""
     metadata: dict[str, Any] | None
-    """Free-form data tools see in `RunContext.metadata` (channel, customer id...)."""
+    """Free-form data tools see in `RunContext.metadata` (channel, conversation id...)."""
+    identity: Identity | None
+    """The verified customer the run acts for, when the door knows one (a signed channel, an
+    earlier verification in the conversation). Tools with `requires_identity` need it; a tool
+    with `verifies_identity` sets it during the run (`RunResult.identity`)."""
 
 
 class AgentRun(Generic[OutputT]):
@@ -286,6 +290,7 @@ class Agent(Generic[OutputT]):
             session_id=session_id,
             tenant=tenant,
             metadata=dict(options.get("metadata") or {}),
+            identity=options.get("identity"),
         )
         new = await self._new_messages(prompt, ctx)
         version: int | None = None
@@ -342,6 +347,15 @@ class Agent(Generic[OutputT]):
         return dataclasses.replace(
             self._planner, settings=self._planner.settings.merged(model_settings)
         )
+
+    @property
+    def policy_state(self) -> PolicyState:
+        """Where per-customer tool-call counts live (default: this process's memory)."""
+        return self._planner.policy_state
+
+    @policy_state.setter
+    def policy_state(self, state: PolicyState) -> None:
+        self._planner.policy_state = state
 
     # --- memory ------------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ ModelRetry                      not an error of the run: a signal inside the loo
 ├── UnknownToolError            a tool name that is not registered (with did-you-mean)
 └── OutputValidationError       a final answer that does not fit the output type
 
+ToolRefused                     a tool's business answer "no" (an order that has shipped cannot
+                                be cancelled): an outcome to explain, not a mistake to retry
+
 GlmAgentError                   every error a caller of glm-agent may have to handle
 ├── UserError                   a usage mistake by the developer; fix the code or config
 │   ├── ToolDefinitionError     a tool that cannot be described (missing docs, bad types)
@@ -23,9 +26,9 @@ GlmAgentError                   every error a caller of glm-agent may have to ha
     └── RunCancelled            the run was cancelled
 ```
 
-`ModelRetry` stands outside `GlmAgentError` on purpose: handlers that catch every glm-agent error
-(the HTTP error table, the CLI) must never swallow a retry signal, and a tool that catches
-`GlmAgentError` around its own calls must not stop the model from being told to try again.
+`ModelRetry` and `ToolRefused` stand outside `GlmAgentError` on purpose: handlers that catch
+every glm-agent error (the HTTP error table, the CLI) must never swallow a signal meant for the
+loop, and a tool that catches `GlmAgentError` around its own calls must not hide one.
 
 Exceptions hold data and never log or do I/O.
 """
@@ -52,6 +55,7 @@ __all__ = [
     "SessionConflictError",
     "ToolArgumentsError",
     "ToolDefinitionError",
+    "ToolRefused",
     "UnknownToolError",
     "UsageLimitExceeded",
     "UserError",
@@ -121,6 +125,29 @@ class OutputValidationError(ModelRetry):
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = list(errors)
         super().__init__("the answer does not match the required output: " + "; ".join(errors))
+
+
+class ToolRefused(Exception):
+    """Raised by a tool that declines what it was asked, for a reason the customer should hear.
+
+    The model is told `{"error": code, "message": message, **facts}` as JSON, and the support
+    bot and the offline model render it with the tool's `refused.<code>` template in the
+    customer's language. It does not count against the retry budget.
+
+    Args:
+        code: A stable reason code (`already_shipped`, `outside_return_window`...).
+        message: A short explanation in plain words, for the model.
+        **facts: Values the explanation may need (`order_id`, `status`...).
+    """
+
+    def __init__(self, code: str, message: str = "", **facts: object) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message
+        self.facts = facts
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
 
 
 # --- usage mistakes ---------------------------------------------------------------------------

@@ -57,6 +57,10 @@ class ToolDefinition(_Frozen):
     kind: Literal["function", "output"] = "function"
     """`function`: a tool that runs; `output`: the agent's structured answer (calling it ends the
     run with its arguments as the output). Never sent to the model: both look alike to it."""
+    templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Customer-facing sentences about this tool, by situation (`confirm`, `done`,
+    `refused.<code>`...) and language (`zh`, `en`), with `{field}`s from the arguments and the
+    result. Never sent to the model; the support bot and the offline model use them."""
 
     def to_openai(self) -> dict[str, Any]:
         """This definition as an OpenAI `tools` entry."""

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from glm_agent._execution import decode_arguments, execute_calls
 from glm_agent._output import OutputSchema
@@ -50,11 +50,15 @@ from glm_agent.results import (
     UsageLimits,
 )
 from glm_agent.settings import ModelSettings
-from glm_agent.tools import RunContext, ToolRegistry
+from glm_agent.tools import MemoryPolicyState, PolicyState, RunContext, ToolRegistry
 
 __all__ = ["Planner", "pending_calls"]
 
 _FAILED = {"error", "invalid_arguments", "unknown_tool", "timeout"}
+"""Outcomes the model caused and may correct: they count against the retry budget. A tool's
+refusal and a policy's denial are answers to explain, not mistakes."""
+_STOPS = {"deferred", "review"}
+"""Outcomes that end the run: a call waits for approval, or for a human's review."""
 
 
 def pending_calls(messages: Sequence[Message]) -> list[ToolCall]:
@@ -79,6 +83,8 @@ class Planner:
     retries: int = 2
     usage_limits: UsageLimits | None = None
     approval_handler: ApprovalHandler | None = None
+    policy_state: PolicyState = field(default_factory=MemoryPolicyState)
+    """Per-customer call counts for tools with a `per_customer` limit."""
 
     def __post_init__(self) -> None:
         if self.output is not None and self.output.definition.name in self.registry:
@@ -126,7 +132,12 @@ class Planner:
         tools_called = False
         resumed: list[ToolCallRecord] = []
 
-        def done(output: Any, deferred: list[ToolCall] | None = None) -> RunDone:
+        def done(output: Any, records: Sequence[ToolCallRecord] = ()) -> RunDone:
+            review = [r.call for r in records if r.status == "review"]
+            deferred = review or [r.call for r in records if r.status == "deferred"]
+            status: Literal["completed", "deferred", "review"] = (
+                "review" if review else "deferred" if deferred else "completed"
+            )
             return RunDone(
                 result=RunResult(
                     output=output,
@@ -135,10 +146,11 @@ class Planner:
                     steps=steps,
                     usage=usage,
                     seconds=time.perf_counter() - start,
-                    status="deferred" if deferred else "completed",
-                    deferred_calls=deferred or [],
+                    status=status,
+                    deferred_calls=deferred,
                     session_id=ctx.session_id,
                     resumed_calls=resumed,
+                    identity=ctx.identity,
                 )
             )
 
@@ -151,12 +163,12 @@ class Planner:
                 ctx,
                 approval_handler=self.approval_handler,
                 decided=approvals or {},
+                policy_state=self.policy_state,
             )
             for result in self._record_results(records, messages):
                 yield result
-            deferred = [r.call for r in records if r.status == "deferred"]
-            if deferred:
-                yield done(None, deferred)
+            if any(r.status in _STOPS for r in records):
+                yield done(None, records)
                 return
 
         step = 0
@@ -217,6 +229,7 @@ class Planner:
                 self.registry,
                 ctx,
                 approval_handler=self.approval_handler,
+                policy_state=self.policy_state,
             )
             final: list[Any] = []
             records += [self._output_record(call, final) for call in output_calls]
@@ -232,9 +245,8 @@ class Planner:
                 elif r.status == "ok":
                     failures.pop(key, None)
             record.total_seconds = time.perf_counter() - t_step
-            deferred = [r.call for r in records if r.status == "deferred"]
-            if deferred:
-                yield done(None, deferred)
+            if any(r.status in _STOPS for r in records):
+                yield done(None, records)
                 return
             if final:
                 yield done(final[0])

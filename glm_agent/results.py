@@ -19,6 +19,7 @@ from glm_agent.messages import (
     ToolCallStart,
     Usage,
 )
+from glm_agent.tools import Identity
 
 __all__ = [
     "AgentStreamEvent",
@@ -35,8 +36,20 @@ __all__ = [
 OutputT = TypeVar("OutputT")
 
 ToolStatus = Literal[
-    "ok", "error", "invalid_arguments", "unknown_tool", "timeout", "rejected", "deferred"
+    "ok",
+    "error",
+    "invalid_arguments",
+    "unknown_tool",
+    "timeout",
+    "rejected",
+    "deferred",
+    "refused",
+    "denied",
+    "review",
 ]
+"""How a call ended: `refused` (the tool said no: a business outcome, `ToolRefused`), `denied`
+(a policy stopped it: identity, ownership, a rule, a limit), `review` (a rule sends it to a
+human: the run stops)."""
 
 
 class UsageLimits(BaseModel):
@@ -76,6 +89,8 @@ class ToolCallRecord:
     content: str
     """What the model was told."""
     seconds: float = 0.0
+    detail: str = ""
+    """What went wrong, for logs and human agents; never shown to the model or the customer."""
 
 
 @dataclass
@@ -111,16 +126,19 @@ class RunResult(Generic[OutputT]):
     """Tokens and requests over the run."""
     seconds: float = 0.0
     """Wall time of the run."""
-    status: Literal["completed", "deferred"] = "completed"
-    """`deferred` when tool calls wait for approval."""
+    status: Literal["completed", "deferred", "review"] = "completed"
+    """`deferred` when tool calls wait for approval; `review` when a policy rule sent a call to
+    a human (the call did not run)."""
     deferred_calls: list[ToolCall] = field(default_factory=list)
-    """Calls waiting for approval (resume with `approvals=`)."""
+    """Calls waiting for approval (resume with `approvals=`), or for review."""
     session_id: str | None = None
     """The session the run belongs to."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """Extra facts about the run (citations, curated answer, ...)."""
     resumed_calls: list[ToolCallRecord] = field(default_factory=list)
     """Calls an earlier run deferred that this run settled before its first model turn."""
+    identity: Identity | None = None
+    """The verified customer at the end of the run (a verification tool may have set it)."""
 
     def __repr__(self) -> str:
         # Compact on purpose: transcripts can be long, and asyncio reprs task results.

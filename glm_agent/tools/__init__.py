@@ -19,6 +19,13 @@ from glm_agent.tools._interop import (
     to_tool_definitions,
 )
 from glm_agent.tools._openapi import openapi_registry_spec, registry_from_openapi
+from glm_agent.tools._policy import (
+    Identity,
+    MemoryPolicyState,
+    PerCustomerLimit,
+    PolicyState,
+    Rule,
+)
 from glm_agent.tools._registry import ToolRegistry, as_tool
 from glm_agent.tools._schema import clean_schema
 from glm_agent.tools._tool import (
@@ -52,8 +59,13 @@ __all__ = [
     "HttpClientPool",
     "HttpEndpoint",
     "HttpSettings",
+    "Identity",
+    "MemoryPolicyState",
+    "PerCustomerLimit",
+    "PolicyState",
     "RegistryFile",
     "ResponseSelector",
+    "Rule",
     "RunContext",
     "Tool",
     "ToolPolicy",

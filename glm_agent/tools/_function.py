@@ -13,6 +13,7 @@ from pydantic.fields import FieldInfo
 
 from glm_agent.exceptions import ToolArgumentsError, ToolDefinitionError
 from glm_agent.messages import ToolDefinition
+from glm_agent.tools._policy import PerCustomerLimit, Rule
 from glm_agent.tools._schema import clean_schema
 from glm_agent.tools._tool import RunContext, Tool, ToolPolicy
 
@@ -50,6 +51,8 @@ def function_tool(
     description: str | None = None,
     policy: ToolPolicy | None = None,
     require_docs: bool = True,
+    facts: Callable[..., Any] | None = None,
+    templates: dict[str, dict[str, str]] | None = None,
 ) -> Tool:
     """Build a `Tool` from a typed function.
 
@@ -60,6 +63,9 @@ def function_tool(
         description: Description (default: the docstring's summary and body).
         policy: Timeout, approval and other limits.
         require_docs: Fail when a parameter has no description (default: true).
+        facts: Looks up facts about the resource a call touches (see `ToolPolicy.facts`).
+        templates: Customer-facing sentences by situation and language
+            (`ToolDefinition.templates`).
 
     Raises:
         ToolDefinitionError: A parameter lacks a type hint or a description.
@@ -129,11 +135,14 @@ def function_tool(
         return {n: getattr(parsed, n) for n in names}
 
     t = Tool(
-        ToolDefinition(name=tool_name, description=desc, parameters=schema),
+        ToolDefinition(
+            name=tool_name, description=desc, parameters=schema, templates=templates or {}
+        ),
         fn,
         validator=validate,
         policy=policy,
         takes_ctx=takes_ctx,
+        facts=facts,
     )
     t.__doc__ = fn.__doc__
     return t
@@ -155,6 +164,13 @@ def tool(
     max_concurrency: int | None = None,
     rate_limit: float | None = None,
     redact: list[str] | None = None,
+    requires_identity: bool = False,
+    verifies_identity: bool = False,
+    facts: Callable[..., Any] | None = None,
+    owner: str | None = None,
+    rules: list[Rule] | None = None,
+    per_customer: PerCustomerLimit | None = None,
+    templates: dict[str, dict[str, str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -171,6 +187,13 @@ def tool(
     max_concurrency: int | None = None,
     rate_limit: float | None = None,
     redact: list[str] | None = None,
+    requires_identity: bool = False,
+    verifies_identity: bool = False,
+    facts: Callable[..., Any] | None = None,
+    owner: str | None = None,
+    rules: list[Rule] | None = None,
+    per_customer: PerCustomerLimit | None = None,
+    templates: dict[str, dict[str, str]] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed, documented function into a `Tool`; use as `@tool` or `@tool(...)`.
 
@@ -188,6 +211,13 @@ def tool(
         max_concurrency: Most calls running at once.
         rate_limit: Most calls per second.
         redact: Argument names masked in logs and transcripts.
+        requires_identity: Runs only for a verified customer.
+        verifies_identity: A successful call verifies the customer (its result's `customer_id`).
+        facts: Looks up facts about the resource a call touches, from its arguments.
+        owner: The fact (or result field) naming the resource's owner.
+        rules: Rules on arguments, facts and result.
+        per_customer: Most successful calls per verified customer in a window.
+        templates: Customer-facing sentences by situation and language.
     """
     policy = ToolPolicy(
         timeout=timeout,
@@ -197,9 +227,21 @@ def tool(
         max_concurrency=max_concurrency,
         rate_limit=rate_limit,
         redact=redact or [],
+        requires_identity=requires_identity,
+        verifies_identity=verifies_identity,
+        owner=owner,
+        rules=rules or [],
+        per_customer=per_customer,
     )
 
     def decorate(f: Callable[..., Any]) -> Tool:
-        return function_tool(f, name=name, description=description, policy=policy)
+        return function_tool(
+            f,
+            name=name,
+            description=description,
+            policy=policy,
+            facts=facts,
+            templates=templates,
+        )
 
     return decorate(fn) if fn is not None else decorate

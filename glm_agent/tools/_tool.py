@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glm_agent.exceptions import ToolArgumentsError, ToolDefinitionError
 from glm_agent.messages import Message, ToolDefinition, Usage
+from glm_agent.tools._policy import Identity, PerCustomerLimit, Rule
 
 __all__ = [
     "RunContext",
@@ -54,7 +55,10 @@ class RunContext(Generic[DepsT]):
     approved: bool = False
     """True when this call needed approval and was approved."""
     metadata: dict[str, Any] = field(default_factory=dict)
-    """Free-form per-run data (channel, customer id...)."""
+    """Free-form per-run data (channel, conversation id...)."""
+    identity: Identity | None = None
+    """The verified customer the run acts for (set by the door from a signed channel, or by a
+    tool whose policy `verifies_identity`); None: not verified. Never set from model output."""
 
 
 class ToolPolicy(BaseModel):
@@ -76,6 +80,24 @@ class ToolPolicy(BaseModel):
     """Most calls per second (a token bucket of one second)."""
     redact: list[str] = Field(default_factory=list)
     """Argument names whose values are masked in logs and transcripts."""
+    requires_identity: bool = False
+    """Runs only for a verified customer (`RunContext.identity`); otherwise the model is told
+    to verify the customer first, naming the tools that do."""
+    verifies_identity: bool = False
+    """A successful call verifies the customer: its result's `customer_id` (and the rest of it)
+    becomes `RunContext.identity`."""
+    facts: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    """`package.module:function` called before the call runs with those of its validated
+    arguments it names; returns a dict of facts about the resource (its owner, its amount...).
+    From Python, pass the function to `Tool(facts=...)` / `@tool(facts=...)` instead."""
+    owner: str | None = None
+    """The fact naming the resource's owner: the call runs only when it equals the verified
+    customer. Without a facts function it is read from the tool's result (read-only tools), and
+    a result that belongs to someone else is withheld."""
+    rules: list[Rule] = Field(default_factory=list)
+    """Rules on arguments, facts and result (`{if: facts.total > 2000, then: review}`)."""
+    per_customer: PerCustomerLimit | None = None
+    """Most successful calls per verified customer in a window."""
 
 
 def _format_errors(errors: Sequence[jsonschema.ValidationError]) -> list[str]:
@@ -163,8 +185,10 @@ class Tool:
         function: The implementation, sync or async. Called with the validated arguments as
             keyword arguments, preceded by the `RunContext` when `takes_ctx` is true.
         validator: Validates and coerces arguments (default: the JSON schema).
-        policy: Timeout, concurrency, rate limit, approval and redaction.
+        policy: Timeout, concurrency, rate limit, approval, redaction, identity and rules.
         takes_ctx: Whether `function` takes a `RunContext` first.
+        facts: Looks up facts about the resource a call touches, from its validated arguments
+            (sync or async; see `ToolPolicy.facts`).
     """
 
     def __init__(
@@ -175,12 +199,14 @@ class Tool:
         validator: ArgsValidator | None = None,
         policy: ToolPolicy | None = None,
         takes_ctx: bool = False,
+        facts: Callable[..., Any] | None = None,
     ) -> None:
         self.definition = definition
         self.function = function
         self.validator = validator or json_schema_validator(definition.parameters, definition.name)
         self.policy = policy or ToolPolicy()
         self.takes_ctx = takes_ctx
+        self.facts = facts
         self._is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
             getattr(function, "__call__", None)  # noqa: B004 - async callable objects
         )

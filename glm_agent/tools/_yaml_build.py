@@ -196,10 +196,33 @@ def _python_tool(entry: ToolEntry) -> Tool:
     description = spec.description or ft.definition.description
     if not description:
         raise entry.error("no description: add 'description' or a docstring", "description")
-    definition = ToolDefinition(name=spec.name, description=description, parameters=schema)
-    return Tool(
-        definition, ft.function, validator=validator, policy=spec.policy, takes_ctx=ft.takes_ctx
+    definition = ToolDefinition(
+        name=spec.name, description=description, parameters=schema, templates=spec.templates
     )
+    return Tool(
+        definition,
+        ft.function,
+        validator=validator,
+        policy=spec.policy,
+        takes_ctx=ft.takes_ctx,
+        facts=_facts_function(entry),
+    )
+
+
+def _facts_function(entry: ToolEntry) -> Any:
+    """The policy's `facts` function, imported like a python binding (None when not given)."""
+    spec = entry.spec.policy.facts
+    if spec is None:
+        return None
+    try:
+        fn = import_object(spec, entry.base_dir)
+    except (ImportError, AttributeError) as e:
+        raise entry.error(
+            f"cannot import the facts function {spec!r}: {e}", "policy", "facts"
+        ) from e
+    if not callable(fn):
+        raise entry.error(f"{spec!r} is not callable", "policy", "facts")
+    return fn
 
 
 def _substitute(
@@ -274,8 +297,15 @@ def _http_tool(
         raise entry.error(f"host {host!r} is not in http.allowed_hosts: {allowed}", "http", "url")
     pool.allow(host)
     endpoint = HttpEndpoint(spec.name, binding, pool, idempotent=spec.policy.idempotent)
-    definition = ToolDefinition(name=spec.name, description=spec.description, parameters=schema)
-    return Tool(definition, endpoint, validator=validate, policy=spec.policy)
+    definition = ToolDefinition(
+        name=spec.name,
+        description=spec.description,
+        parameters=schema,
+        templates=spec.templates,
+    )
+    return Tool(
+        definition, endpoint, validator=validate, policy=spec.policy, facts=_facts_function(entry)
+    )
 
 
 def build_tool(

@@ -131,7 +131,11 @@ class ToolSpec(_Strict):
     http: HttpBinding | None = None
     """An HTTP request."""
     policy: ToolPolicy = Field(default_factory=ToolPolicy)
-    """Timeout, concurrency, rate limit, approval, idempotency, redaction."""
+    """Timeout, concurrency, rate limit, approval, idempotency, redaction, identity, ownership,
+    rules and per-customer limits."""
+    templates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """What the customer is told about this tool, by situation (`confirm`, `done`,
+    `refused.<code>`) and language: `{confirm: {zh: "确认取消订单 {order_id}？", en: ...}}`."""
 
     @model_validator(mode="after")
     def _one_binding(self) -> ToolSpec:

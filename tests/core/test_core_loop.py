@@ -172,7 +172,13 @@ def test_bad_arguments_unknown_tool_and_exceptions_go_back_to_the_model() -> Non
     assert "missing required argument: 'city'" in contents[0]
     assert "unexpected argument: 'town'" in contents[0]
     assert "did you mean 'get_weather'" in contents[1] and "tools: boom, get_weather" in contents[1]
-    assert contents[2] == "tool 'boom' failed: ValueError: database offline"
+    # An unexpected failure: the model hears that it failed, with a reference, never the
+    # exception's text (it may hold internals); the record keeps the detail for people.
+    failed = json.loads(contents[2])
+    assert failed["error"] == "tool_failed" and failed["reference"].startswith("E-")
+    assert "database offline" not in contents[2]
+    [record] = [r for r in result.tool_calls if r.call.name == "boom"]
+    assert record.detail == f"{failed['reference']}: ValueError: database offline"
     assert all(m.is_error for m in tool_results(result.messages))
 
 
