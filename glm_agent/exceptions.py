@@ -15,6 +15,13 @@ GlmAgentError                   every error a caller of glm-agent may have to ha
 │   ├── DuplicateToolError      two tools with one name in a registry
 │   ├── ConfigError             a bad config file (names file, line and key)
 │   └── MissingDependencyError  an optional dependency is not installed (names the extra)
+├── RequestError                a request a service refused (the HTTP layer maps each kind)
+│   ├── InvalidRequestError     malformed or out-of-range input (400)
+│   ├── AuthenticationError     no or wrong credentials: login, token, signature (401)
+│   ├── PermissionDeniedError   credentials that do not reach this resource (403)
+│   ├── NotFoundError           no such conversation, answer, ticket... (404)
+│   ├── ConflictError           the resource's state forbids it now (409)
+│   └── TooManyRequestsError    over a limit; `retry_after` seconds (429)
 └── RunError                    the run failed
     ├── MaxStepsExceeded        more model turns than allowed
     ├── UsageLimitExceeded      tokens or requests over the limit
@@ -39,20 +46,27 @@ import difflib
 from collections.abc import Sequence
 
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
+    "ConflictError",
     "ContextLengthError",
     "DuplicateToolError",
     "GlmAgentError",
+    "InvalidRequestError",
     "MaxStepsExceeded",
     "MissingDependencyError",
     "ModelError",
     "ModelHTTPError",
     "ModelRetry",
+    "NotFoundError",
     "OutputValidationError",
+    "PermissionDeniedError",
+    "RequestError",
     "RetriesExhausted",
     "RunCancelled",
     "RunError",
     "SessionConflictError",
+    "TooManyRequestsError",
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolRefused",
@@ -201,6 +215,56 @@ class MissingDependencyError(UserError):
         super().__init__(
             f'{package} is required{why}; install it with: pip install "glm-agent[{extra}]"'
         )
+
+
+# --- refused requests ---------------------------------------------------------------------
+
+
+class RequestError(GlmAgentError):
+    """A request that a service (the support bot, its console, a channel) refuses.
+
+    Business code raises these; the HTTP layer maps each kind to its status in one table.
+
+    Args:
+        message: What was wrong, for the caller.
+        code: A stable machine-readable code (`conversation_not_found`, `bad_signature`...).
+        param: The request field at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+class InvalidRequestError(RequestError):
+    """Malformed or out-of-range input."""
+
+
+class AuthenticationError(RequestError):
+    """No credentials, or wrong ones (a console login, a customer token, a signature)."""
+
+
+class PermissionDeniedError(RequestError):
+    """Valid credentials that do not reach this resource."""
+
+
+class NotFoundError(RequestError):
+    """No such resource (for this tenant)."""
+
+
+class ConflictError(RequestError):
+    """The resource's current state forbids the request."""
+
+
+class TooManyRequestsError(RequestError):
+    """Over a limit; try again after `retry_after` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, code: str | None = "rate_limited"
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 # --- run failures -----------------------------------------------------------------------------

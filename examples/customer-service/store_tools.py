@@ -1,5 +1,11 @@
-"""The Bamboo Lane store's tools (registered in tools.yaml): look up customers, orders and
-products; cancel, return, exchange, change the address; create a ticket; hand off to a human.
+"""The Bamboo Lane store's tools (registered in tools.yaml, where their policies are).
+
+Who may do what is declared in tools.yaml and enforced by glm-agent's loop, not by these
+functions and not by the model: `verify_customer` is the verification step (an order number plus
+the mobile number or e-mail on the account); order tools need a verified customer and run only on
+that customer's orders (`order_facts` tells the loop who owns an order and what it cost); large
+returns go to a human. A business "no" is a `ToolRefused` with a code, which tools.yaml's
+templates turn into a sentence in the customer's language.
 
 The database is `.glm-agent/store.db` beside this file (created by seed.py on first use), or the
 file named by the `CS_STORE_DB` environment variable.
@@ -15,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import seed
+
+from glm_agent.exceptions import ToolRefused
+from glm_agent.tools import RunContext
 
 RETURN_DAYS = 7
 """No-questions-asked returns within this many days of delivery (the policy's 七天无理由退货)."""
@@ -34,32 +43,66 @@ def _db() -> sqlite3.Connection:
 
 
 def _order(db: sqlite3.Connection, order_id: str) -> sqlite3.Row:
-    row = db.execute("SELECT * FROM orders WHERE id=?", (order_id.upper(),)).fetchone()
+    row = db.execute("SELECT * FROM orders WHERE id=?", (order_id.strip().upper(),)).fetchone()
     if row is None:
-        raise ValueError(f"no order {order_id!r}; order numbers look like SO10001")
+        # Reached only for a verified customer's own orders (the loop checks ownership first),
+        # so this is a typo: say so without hinting at other customers' orders.
+        raise ToolRefused("no_such_order", "no order with that number", order_id=order_id)
     return row
 
 
-def lookup_customer(contact: str) -> dict[str, Any]:
-    """Find a customer by e-mail address or mobile number, with their order numbers.
+def order_facts(order_id: str) -> dict[str, Any]:
+    """Who owns an order and what it is worth: the facts tools.yaml's policies check.
 
     Args:
-        contact: The customer's e-mail address or 11-digit mobile number.
+        order_id: The order number.
     """
     with _db() as db:
         row = db.execute(
-            "SELECT * FROM customers WHERE email=? OR phone=?", (contact.lower(), contact)
+            "SELECT customer_id, status, total, delivered_at FROM orders WHERE id=?",
+            (order_id.strip().upper(),),
         ).fetchone()
-        if row is None:
-            raise ValueError("no customer with that e-mail address or mobile number")
-        orders = [
-            r[0] for r in db.execute("SELECT id FROM orders WHERE customer_id=?", (row["id"],))
-        ]
-    return {"customer_id": row["id"], "name": row["name"], "tier": row["tier"], "orders": orders}
+    return {} if row is None else dict(row)
+
+
+def verify_customer(order_id: str, contact: str) -> dict[str, Any]:
+    """Verify who the customer is: an order number of theirs and the mobile number or e-mail
+    address on their account. Needed before any order can be looked up or changed.
+
+    Args:
+        order_id: One of the customer's order numbers, e.g. SO10001.
+        contact: The mobile number or e-mail address on the customer's account.
+    """
+    with _db() as db:
+        row = db.execute(
+            "SELECT c.id, c.name, c.phone, c.email FROM orders o JOIN customers c "
+            "ON c.id = o.customer_id WHERE o.id=?",
+            (order_id.strip().upper(),),
+        ).fetchone()
+    given = contact.strip().lower()
+    if row is None or given not in (row["phone"], row["email"].lower()):
+        # One answer for a wrong order number and a wrong contact: nothing to probe.
+        raise ToolRefused("not_verified", "the order number and contact do not match")
+    return {"customer_id": row["id"], "name": row["name"], "verified": True}
+
+
+def my_orders(ctx: RunContext[Any]) -> dict[str, Any]:
+    """The verified customer's orders: number, status and total of each.
+
+    Args:
+        ctx: The run (its verified customer).
+    """
+    assert ctx.identity is not None  # the policy lets this run only for a verified customer
+    with _db() as db:
+        rows = db.execute(
+            "SELECT id, status, total FROM orders WHERE customer_id=? ORDER BY id",
+            (ctx.identity.customer_id,),
+        ).fetchall()
+    return {"orders": [dict(r) for r in rows]}
 
 
 def lookup_order(order_id: str) -> dict[str, Any]:
-    """Look up an order: status, items, total, delivery address and dates.
+    """Look up one of the verified customer's orders: status, items, total, address, dates.
 
     Args:
         order_id: The order number, e.g. SO10001.
@@ -67,10 +110,10 @@ def lookup_order(order_id: str) -> dict[str, Any]:
     with _db() as db:
         o = _order(db, order_id)
         items = [
-            f"{r['name']} x{r['quantity']}"
+            f"{r['name_zh']} / {r['name']} x{r['quantity']}"
             for r in db.execute(
-                "SELECT p.name, i.quantity FROM order_items i JOIN products p ON p.sku=i.sku "
-                "WHERE i.order_id=?",
+                "SELECT p.name, p.name_zh, i.quantity FROM order_items i "
+                "JOIN products p ON p.sku=i.sku WHERE i.order_id=?",
                 (o["id"],),
             )
         ]
@@ -88,7 +131,7 @@ def lookup_order(order_id: str) -> dict[str, Any]:
 
 
 def lookup_product(sku: str) -> dict[str, Any]:
-    """Look up a product's name, price and stock.
+    """Look up a product's name, price and stock (no verification needed).
 
     Args:
         sku: The product code, e.g. P-1001.
@@ -96,7 +139,7 @@ def lookup_product(sku: str) -> dict[str, Any]:
     with _db() as db:
         row = db.execute("SELECT * FROM products WHERE sku=?", (sku.upper(),)).fetchone()
     if row is None:
-        raise ValueError(f"no product {sku!r}; product codes look like P-1001")
+        raise ToolRefused("no_such_product", "no product with that code", sku=sku)
     return {
         "sku": row["sku"],
         "name": row["name"],
@@ -129,17 +172,14 @@ def cancel_order(order_id: str) -> dict[str, Any]:
     with _db() as db:
         o = _order(db, order_id)
         if o["status"] not in ("pending", "processing"):
-            raise ValueError(
-                f"order {o['id']} is {o['status']}; "
-                "only pending or processing orders can be cancelled"
+            raise ToolRefused(
+                "cannot_cancel",
+                "only pending or processing orders can be cancelled",
+                order_id=o["id"],
+                status=o["status"],
             )
         db.execute("UPDATE orders SET status='cancelled' WHERE id=?", (o["id"],))
-    return {
-        "order_id": o["id"],
-        "status": "cancelled",
-        "message": f"Order {o['id']} is cancelled; the refund of {o['total']:.2f} yuan goes back "
-        "within 3 working days.",
-    }
+    return {"order_id": o["id"], "status": "cancelled", "refund": o["total"]}
 
 
 def return_order(order_id: str, reason: str) -> dict[str, Any]:
@@ -152,9 +192,12 @@ def return_order(order_id: str, reason: str) -> dict[str, Any]:
     with _db() as db:
         o = _order(db, order_id)
         if o["status"] != "delivered" or not _within(o["delivered_at"], RETURN_DAYS):
-            raise ValueError(
-                f"order {o['id']} ({o['status']}) is not a delivered order within "
-                f"{RETURN_DAYS} days of delivery"
+            raise ToolRefused(
+                "cannot_return",
+                f"only delivered orders within {RETURN_DAYS} days of delivery can be returned",
+                order_id=o["id"],
+                status=o["status"],
+                days=RETURN_DAYS,
             )
         rma = _request(db, o["id"], "return", reason)
         db.execute("UPDATE orders SET status='return_requested' WHERE id=?", (o["id"],))
@@ -171,9 +214,12 @@ def exchange_order(order_id: str, reason: str) -> dict[str, Any]:
     with _db() as db:
         o = _order(db, order_id)
         if o["status"] != "delivered" or not _within(o["delivered_at"], EXCHANGE_DAYS):
-            raise ValueError(
-                f"order {o['id']} ({o['status']}) is not a delivered order within "
-                f"{EXCHANGE_DAYS} days of delivery"
+            raise ToolRefused(
+                "cannot_exchange",
+                f"only delivered orders within {EXCHANGE_DAYS} days of delivery can be exchanged",
+                order_id=o["id"],
+                status=o["status"],
+                days=EXCHANGE_DAYS,
             )
         rid = _request(db, o["id"], "exchange", reason)
         db.execute("UPDATE orders SET status='exchange_requested' WHERE id=?", (o["id"],))
@@ -190,8 +236,11 @@ def change_address(order_id: str, new_address: str) -> dict[str, Any]:
     with _db() as db:
         o = _order(db, order_id)
         if o["status"] not in ("pending", "processing"):
-            raise ValueError(
-                f"order {o['id']} is {o['status']}; the address can only change before shipping"
+            raise ToolRefused(
+                "cannot_change_address",
+                "the address can only change before the order ships",
+                order_id=o["id"],
+                status=o["status"],
             )
         db.execute("UPDATE orders SET address=? WHERE id=?", (new_address, o["id"]))
     return {"order_id": o["id"], "address": new_address}
@@ -209,10 +258,7 @@ def create_ticket(subject: str, detail: str) -> dict[str, Any]:
             "INSERT INTO tickets (subject, detail, created_at) VALUES (?,?,?)",
             (subject, detail, seed.TODAY.isoformat()),
         )
-    return {
-        "ticket_id": f"T{cur.lastrowid:05d}",
-        "message": f"Ticket T{cur.lastrowid:05d} created.",
-    }
+    return {"ticket_id": f"T{cur.lastrowid:05d}"}
 
 
 def hand_off(reason: str) -> dict[str, Any]:
@@ -221,4 +267,4 @@ def hand_off(reason: str) -> dict[str, Any]:
     Args:
         reason: Why a human should take over.
     """
-    return {"message": "Transferring you to a human agent.", "reason": reason}
+    return {"reason": reason}

@@ -98,6 +98,14 @@ def run(
     if _is_agent_file(target):
         if question is None:
             raise UserError(f'give the question after the file: glm-agent run {target} "..."')
+        from glm_agent.serving.bot import find_support_config
+
+        if find_support_config(target) is not None:
+            # A support agent is reached only through its support pipeline.
+            from glm_agent.cli._support import support_turns
+
+            support_turns(Path(target), session, [question])
+            return
         from glm_agent.agent_config import load_agent
 
         agent, prompt = load_agent(target, environment=env), question

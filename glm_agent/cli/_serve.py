@@ -58,7 +58,14 @@ def chat_loop(path: str, session: str | None, environment: str | None) -> None:
     from glm_agent.agent_config import load_agent
     from glm_agent.messages import Message, ReasoningDelta, TextDelta, ToolCallEnd
     from glm_agent.results import RunDone, ToolResultEvent
+    from glm_agent.serving.bot import find_support_config
 
+    if find_support_config(path) is not None:
+        # A support agent is reached only through its support pipeline.
+        from glm_agent.cli._support import support_turns
+
+        support_turns(Path(path), session, _prompt_lines())
+        return
     agent = load_agent(path, environment=environment)
     console = _rich_console()
     session_id = session or "cli-" + uuid.uuid4().hex[:8]
@@ -100,6 +107,18 @@ def chat_loop(path: str, session: str | None, environment: str | None) -> None:
             elif isinstance(event, RunDone):
                 console.print()
                 history = list(event.result.messages)
+
+
+def _prompt_lines() -> Any:
+    """Customer lines typed at a `you>` prompt, until EOF or /exit."""
+    while True:
+        try:
+            line = typer.prompt("you", prompt_suffix="> ").strip()
+        except (typer.Abort, EOFError):
+            return
+        if line in ("/exit", "/quit"):
+            return
+        yield line
 
 
 def serve_files(

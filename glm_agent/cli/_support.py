@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["app"]
+__all__ = ["app", "support_turns"]
 
 app = typer.Typer(help="Manage a customer-service bot (support.yaml).", no_args_is_help=True)
 
@@ -59,5 +59,47 @@ def summary(agent_yaml: AgentYaml) -> None:
     bot = SupportBot.from_yaml(agent_yaml, prepare=False)
     try:
         typer.echo(json.dumps(summarize(bot), indent=2, ensure_ascii=False))
+    finally:
+        bot.close()
+
+
+def support_turns(agent_yaml: Path, session: str | None, lines: Any) -> None:
+    """Run customer messages through the support bot of `agent_yaml` (the CLI door of the one
+    support pipeline: the same curated answers, policies, confirmations, handoff and records
+    as the widget); print each reply.
+
+    Args:
+        agent_yaml: The agent.yaml with a support.yaml beside it.
+        session: The CLI session (a conversation kept across invocations); None: a new one.
+        lines: An iterable of customer messages (a list, or a prompt loop).
+    """
+    from glm_agent._sync_bridge import run_sync
+    from glm_agent.serving.bot import SupportBot
+
+    bot = SupportBot.from_yaml(agent_yaml)
+
+    async def conversation() -> Any:
+        key = f"cli:{session}" if session else None
+        conv = bot.db.find_open(bot.tenant, "cli", key) if key else None
+        if conv is None:
+            conv, _, greeting = await bot.create_conversation("cli", key, None)
+            if greeting and session is None:
+                typer.echo(greeting)
+        return conv
+
+    async def say(conv: Any, text: str) -> None:
+        async def show(event: dict[str, Any]) -> None:
+            if event.get("type") == "message" and event.get("role") != "customer":
+                typer.echo(event["text"])
+            elif event.get("type") == "status" and event.get("status") == "waiting_human":
+                typer.secho("[handed to a human agent]", err=True, fg="yellow")
+
+        await bot.handle(conv.id, text, show)
+
+    try:
+        conv = run_sync(conversation())
+        for text in lines:
+            if text.strip():
+                run_sync(say(conv, text))
     finally:
         bot.close()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from glm_agent.agent import Agent
     from glm_agent.models.base import ChatModel
+    from glm_agent.serving.bot import SupportBot
 
 __all__ = [
     "ApiKey",
@@ -64,6 +65,7 @@ def create_app(
     models: Mapping[str, ChatModel | str] | None = None,
     config: ServerConfig | None = None,
     keys: Sequence[ApiKey] | None = None,
+    support: SupportBot | None = None,
 ) -> FastAPI:
     """The FastAPI app serving `agents` and plain `models` (see `glm_agent.serving._app`).
 
@@ -72,12 +74,14 @@ def create_app(
         models: Plain models by name (client tools are passed through to them).
         config: Server settings (keys, limits, CORS).
         keys: API keys (default: those of `config`; none: an open server).
+        support: A support bot: its routes, widget and console, and its agent reached only
+            through it at every door.
     """
     try:
         from glm_agent.serving._app import create_app as build
     except ImportError as e:
         raise _missing(e) from None
-    return build(agents, models=models, config=config, keys=keys)
+    return build(agents, models=models, config=config, keys=keys, support=support)
 
 
 def app_from_yaml(

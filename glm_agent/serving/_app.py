@@ -3,32 +3,29 @@
 # No `from __future__ import annotations`: FastAPI reads these route signatures at run time,
 # including aliases local to the function that builds the app.
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Header, Request, Security
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glm_agent.agent import Agent
 from glm_agent.exceptions import GlmAgentError
 from glm_agent.models.base import ChatModel
-from glm_agent.serving._chat import chat_completion
 from glm_agent.serving._config import ApiKey, ServerConfig
 from glm_agent.serving._errors import HTTPProblem, error_body, problem_for
 from glm_agent.serving._middleware import Gate
-from glm_agent.serving._schema import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
+from glm_agent.serving._schema import ErrorResponse
 from glm_agent.serving._state import ServedAgent, ServerState
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("glm_agent.serving")
-Dependency = Callable[..., Awaitable[ApiKey]]
 _ERROR_STATUSES = {
     400: "Invalid request",
     401: "Missing or invalid API key",
@@ -39,7 +36,6 @@ _ERROR_STATUSES = {
     500: "Server error",
     502: "The model backend failed",
 }
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer gak_...`")
 
 
 def _problem_response(problem: HTTPProblem) -> JSONResponse:
@@ -58,6 +54,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            at = first.get("loc", ("body", "?"))[-1]
+            why = first.get("ctx", {}).get("error", "JSON decode error")
+            problem = HTTPProblem(
+                400, f"the body is not valid JSON (at character {at}): {why}", code="bad_json"
+            )
+            return _problem_response(problem)
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         where = ".".join(loc)
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid body"
@@ -78,14 +81,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
-def _stream(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 def create_app(
     agents: Sequence[Agent[Any] | ServedAgent] = (),
     *,
@@ -93,6 +88,7 @@ def create_app(
     config: ServerConfig | None = None,
     keys: Sequence[ApiKey] | None = None,
     close_stores: bool = False,
+    support: Any = None,
 ) -> FastAPI:
     """The HTTP application serving `agents` (and plain `models`).
 
@@ -104,6 +100,8 @@ def create_app(
         config: Server settings (keys, limits, CORS); default: open, no CORS.
         keys: API keys; default: those of `config` (none: an open server, tenant `default`).
         close_stores: Close the agents' session stores at shutdown (when the app owns them).
+        support: A `SupportBot`: its routes (/v1/support, /v1/console, /v1/channels), the
+            widget and console pages, and its agent served through it at every door.
 
     Returns:
         A FastAPI app; `app.state.glm` holds its `ServerState`.
@@ -112,6 +110,8 @@ def create_app(
 
     config = config or ServerConfig()
     served = [a if isinstance(a, ServedAgent) else ServedAgent(a) for a in agents]
+    if support is not None and all(s.agent is not support.agent for s in served):
+        served.append(ServedAgent(support.agent))
     wanted: dict[str, ChatModel | str] = {**config.models, **(models or {})}
     chat_models = {n: resolve_model(m) for n, m in wanted.items()}
     state = ServerState.build(
@@ -143,80 +143,23 @@ def create_app(
             for status, text in _ERROR_STATUSES.items()
         },
     )
+    state.support = support
     app.state.glm = state
     _install_error_handlers(app)
 
-    def need(scope: str) -> Dependency:
-        async def dependency(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-        ) -> ApiKey:
-            token = credentials.credentials if credentials else None
-            client = request.client.host if request.client else ""
-            key = state.authenticate(token, scope, client)
-            request.state.tenant = key.tenant
-            request.state.key = key.label
-            return key
+    from glm_agent.serving._agents import router as agents_router
+    from glm_agent.serving._openai_routes import router as openai_router
+    from glm_agent.serving._ops_routes import router as ops_router
 
-        return dependency
+    app.include_router(ops_router)
+    app.include_router(openai_router)
+    app.include_router(agents_router)
+    if support is not None:
+        from glm_agent.serving.bot._routes import router as support_router
+        from glm_agent.serving.web import create_web_router
 
-    chat_key = Annotated[ApiKey, Security(need("chat"))]
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"])
-    async def readyz() -> Response:
-        """Readiness: started and not shutting down (503 otherwise)."""
-        body = {"status": "ready" if state.ready else "not ready", "agents": sorted(state.agents)}
-        return JSONResponse(body, status_code=200 if state.ready else 503)
-
-    @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        """Prometheus metrics of this app."""
-        text, content_type = state.metrics.render()
-        return Response(text, media_type=content_type)
-
-    @app.get("/v1/models", tags=["openai"])
-    async def list_models(key: chat_key) -> dict[str, Any]:
-        """Agents and plain models, as OpenAI models."""
-        names = [*sorted(state.agents), *sorted(state.models)]
-        return {"object": "list", "data": [_model_card(n) for n in names]}
-
-    @app.get("/v1/models/{model_id}", tags=["openai"])
-    async def get_model(model_id: str, key: chat_key) -> dict[str, Any]:
-        """One agent or plain model."""
-        if model_id not in state.agents and model_id not in state.models:
-            raise HTTPProblem(404, f"the model {model_id!r} does not exist", code="model_not_found")
-        return _model_card(model_id)
-
-    @app.post("/v1/chat/completions", tags=["openai"], response_model=None)
-    async def chat_completions(
-        body: ChatCompletionRequest,
-        key: chat_key,
-        x_session_id: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Response:
-        """An agent run (its tools run here) or a plain model turn (client tools returned)."""
-        if not state.ready and state.draining is not None and state.draining.is_set():
-            raise HTTPProblem(503, "the server is shutting down", "server_error", "shutting_down")
-        out = await chat_completion(state, body, key, x_session_id)
-        if isinstance(out, dict):
-            return JSONResponse(out)
-        return _stream(out)
-
-    @app.post("/v1/embeddings", tags=["openai"])
-    async def embeddings(body: EmbeddingRequest, key: chat_key) -> dict[str, Any]:
-        """Embeddings from the knowledge base embedder of the agent named by `model`."""
-        from glm_agent.serving._knowledge import embed
-
-        return await embed(state, body)
-
-    from glm_agent.serving._agents import add_agent_routes
-
-    add_agent_routes(app, state, need, _stream)
-
+        app.include_router(support_router)
+        app.include_router(create_web_router())
     _document_errors_as_sent(app)
     app.add_middleware(Gate, state=state)
     if config.cors_origins:
@@ -292,10 +235,6 @@ def _chain_exit_signals(state: ServerState) -> Callable[[], None]:
                 signal.signal(sig, before)
 
     return restore
-
-
-def _model_card(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "glm-agent"}
 
 
 def _version() -> str:

@@ -28,7 +28,7 @@ from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving._schema import ChatCompletionRequest
 from glm_agent.serving._state import ServedAgent, ServerState, error_event, guarded_stream, sse
 
-__all__ = ["chat_completion", "drain", "output_text", "usage_json"]
+__all__ = ["Chunks", "chat_completion", "drain", "output_text", "usage_json"]
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
@@ -53,7 +53,7 @@ def output_text(result: RunResult[Any]) -> str:
     return json.dumps(out, ensure_ascii=False, default=str)
 
 
-class _Chunks:
+class Chunks:
     """Builds `chat.completion.chunk` objects sharing one id, model and timestamp."""
 
     def __init__(self, model: str) -> None:
@@ -86,9 +86,19 @@ def _messages(req: ChatCompletionRequest) -> list[Message]:
 
 
 async def chat_completion(
-    state: ServerState, req: ChatCompletionRequest, key: ApiKey, session_header: str | None
+    state: ServerState,
+    req: ChatCompletionRequest,
+    key: ApiKey,
+    session_header: str | None,
+    customer_header: str | None = None,
 ) -> dict[str, Any] | AsyncIterator[str]:
     """The completion (a JSON object) or its SSE stream."""
+    if state.support is not None and req.model == state.support.agent.name:
+        from glm_agent.serving._support_chat import support_completion
+
+        return await support_completion(
+            state, state.support, req, key, session_header, customer_header
+        )
     if req.model in state.agents:
         return await _agent_completion(state, state.agents[req.model], req, key, session_header)
     if req.model in state.models:
@@ -129,7 +139,7 @@ async def _agent_completion(
 ) -> dict[str, Any] | AsyncIterator[str]:
     session_id = session_header or req.user
     prompt, history = _agent_inputs(served, req, session_id)
-    chunks = _Chunks(served.name)
+    chunks = Chunks(served.name)
 
     def run(stream: bool) -> AgentRun[Any]:
         return served.agent.iter(
@@ -193,7 +203,7 @@ async def _model_completion(
     msgs = _messages(req)
     tools = [ToolDefinition.from_openai(t.model_dump(exclude_none=True)) for t in req.tools or []]
     settings = req.settings()
-    chunks = _Chunks(req.model)
+    chunks = Chunks(req.model)
     if not req.stream:
         response = await model.request(msgs, tools, settings)
         state.metrics.tokens.labels(req.model, "input").inc(response.usage.input_tokens)

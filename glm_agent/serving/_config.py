@@ -24,8 +24,10 @@ __all__ = [
     "hash_key",
 ]
 
-Scope = Literal["chat", "runs", "sessions", "knowledge", "admin"]
-SCOPES: tuple[str, ...] = ("chat", "runs", "sessions", "knowledge", "admin")
+Scope = Literal["chat", "runs", "sessions", "knowledge", "identify", "admin"]
+SCOPES: tuple[str, ...] = ("chat", "runs", "sessions", "knowledge", "identify", "admin")
+"""`identify`: the key's holder (a trusted back end) vouches for customers with the
+`X-Customer-Id` header, so support conversations start verified."""
 """`chat`: /v1/models, /v1/chat/completions, /v1/embeddings; `runs`: /v1/agents/*/runs;
 `sessions`: /v1/sessions; `knowledge`: upload, re-index and search; `admin`: all of them."""
 

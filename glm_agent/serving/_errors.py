@@ -6,17 +6,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from glm_agent.exceptions import (
+    AuthenticationError,
     ConfigError,
+    ConflictError,
     ContextLengthError,
     GlmAgentError,
+    InvalidRequestError,
     MaxStepsExceeded,
     MissingDependencyError,
     ModelError,
     ModelHTTPError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestError,
     RetriesExhausted,
     RunCancelled,
     SessionConflictError,
     ToolDefinitionError,
+    TooManyRequestsError,
     UsageLimitExceeded,
     UserError,
 )
@@ -41,6 +48,12 @@ class HTTPProblem(Exception):
 
 # Ordered: the first matching class wins, so subclasses come before their bases.
 _TABLE: list[tuple[type[BaseException], int, str, str]] = [
+    (InvalidRequestError, 400, "invalid_request_error", "invalid_request"),
+    (AuthenticationError, 401, "authentication_error", "unauthorized"),
+    (PermissionDeniedError, 403, "permission_error", "forbidden"),
+    (NotFoundError, 404, "invalid_request_error", "not_found"),
+    (ConflictError, 409, "conflict_error", "conflict"),
+    (TooManyRequestsError, 429, "rate_limit_error", "rate_limited"),
     (ContextLengthError, 400, "invalid_request_error", "context_length_exceeded"),
     (SessionConflictError, 409, "conflict_error", "session_conflict"),
     (UsageLimitExceeded, 422, "run_error", "usage_limit_exceeded"),
@@ -68,7 +81,13 @@ def problem_for(exc: BaseException) -> HTTPProblem:
         return exc
     for cls, status, kind, code in _TABLE:
         if isinstance(exc, cls):
-            return HTTPProblem(status, str(exc), kind, code)
+            problem = HTTPProblem(status, str(exc), kind, code)
+            if isinstance(exc, RequestError):
+                problem.code = exc.code or code
+                problem.param = exc.param
+            if isinstance(exc, TooManyRequestsError):
+                problem.headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+            return problem
     if isinstance(exc, TimeoutError):
         return HTTPProblem(504, "the run took longer than allowed", "server_error", "timeout")
     return HTTPProblem(500, "internal server error", "server_error", "internal_error")

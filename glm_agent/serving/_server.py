@@ -77,27 +77,37 @@ def app_from_yaml(
         keys = config.load_keys(base)
     except ValueError as e:
         raise ConfigError(f"bad server settings: {e}", path=source or None, key="server") from None
-    app = create_app(served, config=config, keys=keys, close_stores=True)
-    _mount_support_bots(app, paths, served)
+    app = create_app(
+        served,
+        config=config,
+        keys=keys,
+        close_stores=True,
+        support=_support_bot(paths, served),
+    )
     return app
 
 
-def _mount_support_bots(app: FastAPI, paths: Sequence[str | Path], served: Sequence[Any]) -> None:
-    """Serve the customer-service bot (and its widget and console) of every agent.yaml that has
-    a `support.yaml` beside it."""
-    from glm_agent.serving.bot import SupportBot, create_bot_router, find_support_config
+def _support_bot(paths: Sequence[str | Path], served: Sequence[Any]) -> Any:
+    """The customer-service bot of the agent.yaml that has a `support.yaml` beside it (its
+    widget, console and channels are served, and its agent is reached only through it).
 
-    bots = [
-        SupportBot.from_yaml(p, agent=s.agent)
-        for p, s in zip(paths, served, strict=True)
-        if find_support_config(p) is not None
-    ]
-    for bot in bots:
-        app.include_router(create_bot_router(bot))
-    if bots:
-        from glm_agent.serving.web import create_web_router
+    Raises:
+        ConfigError: More than one of the files has a support.yaml (one bot per server).
+    """
+    from glm_agent.exceptions import ConfigError
+    from glm_agent.serving.bot import SupportBot, find_support_config
 
-        app.include_router(create_web_router())
+    with_bot = [(p, s) for p, s in zip(paths, served, strict=True) if find_support_config(p)]
+    if len(with_bot) > 1:
+        names = ", ".join(str(p) for p, _ in with_bot)
+        raise ConfigError(
+            f"one server runs one support bot; these agent.yaml files each have a "
+            f"support.yaml: {names}; serve them separately"
+        )
+    if not with_bot:
+        return None
+    path, agent = with_bot[0]
+    return SupportBot.from_yaml(path, agent=agent.agent)
 
 
 def app_from_env() -> FastAPI:

@@ -52,6 +52,9 @@ class ServerState:
     draining: asyncio.Event | None = None
     ready: bool = False
     loop: asyncio.AbstractEventLoop | None = None
+    support: Any = None
+    """The support bot (`glm_agent.serving.bot.SupportBot`) of this server, if it runs one:
+    its agent is reached only through it, whatever the door."""
 
     @classmethod
     def build(
@@ -134,10 +137,11 @@ class ServerState:
             ) from None
 
 
-def sse(data: Any, event: str | None = None) -> str:
-    """One server-sent event; `data` is JSON-encoded unless it is a string."""
+def sse(data: Any, event: str | None = None, id: int | str | None = None) -> str:
+    """One server-sent event (the only SSE encoder of the server); `data` is JSON-encoded
+    unless it is a string."""
     text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-    head = f"event: {event}\n" if event else ""
+    head = (f"event: {event}\n" if event else "") + (f"id: {id}\n" if id is not None else "")
     return f"{head}data: {text}\n\n"
 
 

@@ -156,7 +156,15 @@ class EnvironmentOverride(_Strict):
 
 
 class RegistryFile(_Strict):
-    """A YAML tool registry."""
+    """A YAML tool registry. Top-level keys starting with `x-` are ignored: they hold YAML
+    anchors shared by several tools (`x-labels: &labels ...`, then `<<: *labels`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extensions(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not str(k).startswith("x-")}
+        return data
 
     version: Literal[1] = 1
     """Format version."""

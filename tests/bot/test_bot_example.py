@@ -78,20 +78,33 @@ def test_example_dialogue(client: httpx.Client, example: tuple[SupportBot, Path]
     [curated] = me.replies("运费怎么算？")
     assert curated["source"] == "curated" and "99" in curated["text"]
 
-    [order] = me.replies("我的订单 SO10001 到哪了")
-    assert "SO10001" in order["text"] and "pending" in order["text"]
+    # No customer data before the customer is verified (order number + phone on the account).
+    [ask] = me.replies("我的订单 SO10001 到哪了")
+    assert "手机号或邮箱" in ask["text"] and "Huaihai" not in ask["text"]
+    [order] = me.replies("SO10001 13439196312")
+    assert order["text"].startswith("订单 SO10001 的状态是「待发货」")
+    assert "Huaihai" in order["text"]
 
-    [ask] = me.replies("帮我取消订单 SO10001")
-    assert "cancel_order" in ask["text"] and "确认" in ask["text"]
+    [confirm] = me.replies("帮我取消订单 SO10001")
+    assert confirm["text"] == "请确认：取消订单 SO10001。回复“确认”继续，回复“取消”则不办理。"
     [done] = me.replies("确认")
-    assert "cancelled" in done["text"]
+    assert done["text"] == "订单 SO10001 已取消，268 元将在3个工作日内原路退回。"
     _, folder = example
     db = sqlite3.connect(folder / ".glm-agent" / "store.db")
     assert db.execute("SELECT status FROM orders WHERE id='SO10001'").fetchone() == ("cancelled",)
+    [status] = me.replies("它现在什么状态？")  # the order in question is carried over
+    assert "SO10001" in status["text"] and "已取消" in status["text"]
+    # Another customer's order looks like one that does not exist, and stays untouched.
+    [other] = me.replies("取消订单 SO10002")
+    assert other["text"] == "在您的账户下没有找到订单 SO10002，请核对订单号。"
+    assert db.execute("SELECT status FROM orders WHERE id='SO10002'").fetchone() == ("processing",)
 
     [kb] = me.replies("What is the warranty on cast iron pots?")
     assert "five-year" in kb["text"] and kb["source"] == "model"
+    assert kb["text"].endswith("[1]") and kb["text"][:-4].rstrip().endswith(".")
     assert kb["citations"] and kb["citations"][0]["source"] == "warranty-guide.pdf"
+    [hello] = me.replies("谢谢")
+    assert hello["text"].startswith("不客气")
 
     events = me.say("转人工")
     assert any(e["type"] == "status" and e["status"] == "waiting_human" for e in events)
@@ -99,6 +112,7 @@ def test_example_dialogue(client: httpx.Client, example: tuple[SupportBot, Path]
     [item] = client.get("/v1/console/queue", headers=headers).json()
     summary = item["ticket"]["summary"]
     assert "SO10001" in summary and "转人工" in summary  # extractive (offline model)
+    assert "13439196312" not in summary  # the phone number is redacted everywhere
 
 
 def test_example_webhook_channel_is_configured(client: httpx.Client) -> None:

@@ -83,7 +83,7 @@ def test_curated_matching_bilingual() -> None:
 
 
 def test_handoff_triggers() -> None:
-    cfg = HandoffConfig(refund_over=2000)
+    cfg = HandoffConfig()
     assert detect_handoff("转人工", cfg).trigger == "customer_request"  # type: ignore[union-attr]
     assert detect_handoff("I want a human", cfg).trigger == "customer_request"  # type: ignore[union-attr]
     assert detect_handoff("Agent!", cfg) is not None
@@ -93,9 +93,12 @@ def test_handoff_triggers() -> None:
     assert detect_handoff("humane packaging?", cfg) is None
     assert detect_handoff("我要投诉", cfg).trigger == "sensitive_topic"  # type: ignore[union-attr]
     assert detect_handoff("my lawyer will call", cfg).trigger == "sensitive_topic"  # type: ignore[union-attr]
-    assert detect_handoff("refund 2500 yuan for SO10001", cfg).trigger == "refund_over_limit"  # type: ignore[union-attr]
-    assert detect_handoff("退款 300 元", cfg) is None
-    assert detect_handoff("refund 300 for SO10001", HandoffConfig()) is None
+    # Money rules read the order's facts (a tool policy rule), never digits in the message: an
+    # order number is not an amount, and a big refund is caught whatever the customer writes.
+    assert detect_handoff("refund 2500 yuan for SO10001", cfg) is None
+    assert detect_handoff("退款 SO10055", cfg) is None
+    with pytest.raises(ValueError, match=r"facts\.total > 2000, then: review"):
+        HandoffConfig(refund_over=2000)
 
 
 def test_confirmation_words() -> None:
@@ -125,9 +128,28 @@ def test_passwords() -> None:
         verify_password("pw", "md5$00")
 
 
+TEMPLATES = {
+    "lookup_order": {
+        "done": {
+            "zh": "订单 {order_id} 的状态是「{status}」。",
+            "en": "Order {order_id} is {status}.",
+        },
+        "label.pending": {"zh": "待发货", "en": "pending"},
+    }
+}
+
+
 def _tools(*names: str) -> AgentInfo:
     return AgentInfo(
-        [ToolDefinition(name=n, description=n, parameters={"type": "object"}) for n in names]
+        [
+            ToolDefinition(
+                name=n,
+                description=n,
+                parameters={"type": "object"},
+                templates=TEMPLATES.get(n, {}),
+            )
+            for n in names
+        ]
     )
 
 
@@ -154,8 +176,11 @@ def test_offline_model_rules() -> None:
         tool_call_id="c1",
         name="lookup_order",
     )
+    # One language per reply: the tool's template, its values translated by its labels.
     zh = reply([UserMessage(content="订单 SO10001"), result], info)
-    assert "订单号: SO10001" in str(zh) and "状态: pending" in str(zh)
+    assert zh == "订单 SO10001 的状态是「待发货」。"
+    en = reply([UserMessage(content="order SO10001?"), result], info)
+    assert en == "Order SO10001 is pending."
     ctx = SystemMessage(
         content="<context>\nx\n\n[1] FAQ (faq.md)\nShipping is free over 99 yuan.\n"
         "\n[2] Other (o.md)\nUnrelated text.\n</context>"

@@ -216,7 +216,7 @@ def test_low_retrieval_confidence(tmp_path: Path) -> None:
     # An off-topic question scores low: an immediate handoff when configured so ...
     strict = bot_with(min_retrieval_score=0.5, low_confidence_handoff=True)
     assert asyncio.run(statuses(strict, "quantum chromodynamics lecture")) == ["waiting_human"]
-    ticket = strict.db.query("SELECT trigger FROM tickets")[0][0]
+    [ticket] = strict.db.ticket_triggers(strict.tenant)
     assert ticket == "low_confidence"
     # ... else counted as a failure (two in a row hand off); on-topic questions do not count.
     lenient = bot_with(min_retrieval_score=0.5)

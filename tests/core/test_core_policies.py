@@ -220,7 +220,7 @@ def test_argument_rules_and_per_customer_limits() -> None:
 
 
 def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
-    (tmp_path / "shop_tools.py").write_text(
+    (tmp_path / "policy_test_tools.py").write_text(
         "def order_facts(order_id):\n"
         "    return {'customer_id': 'C1' if order_id == 'SO1' else 'C2', 'total': 3000}\n"
         "def refund(order_id: str) -> str:\n"
@@ -232,10 +232,10 @@ def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
         "version: 1\n"
         "tools:\n"
         "  - name: refund\n"
-        "    python: shop_tools:refund\n"
+        "    python: policy_test_tools:refund\n"
         "    policy:\n"
         "      requires_identity: true\n"
-        "      facts: shop_tools:order_facts\n"
+        "      facts: policy_test_tools:order_facts\n"
         "      owner: customer_id\n"
         "      rules:\n"
         "        - if: facts.total > 2000\n"
@@ -255,7 +255,7 @@ def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
     review = json.loads(result.tool_calls[0].content)
     assert result.status == "review" and review["say"] == {"en": "A colleague reviews SO1."}
     (tmp_path / "bad.yaml").write_text(
-        "version: 1\ntools:\n  - name: refund\n    python: shop_tools:refund\n"
+        "version: 1\ntools:\n  - name: refund\n    python: policy_test_tools:refund\n"
         "    policy:\n      rules: [{if: total is big, then: review}]\n",
         encoding="utf-8",
     )

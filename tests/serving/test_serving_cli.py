@@ -88,6 +88,6 @@ def test_main_maps_errors_to_exit_codes(
     err = capsys.readouterr().err
     assert f"{bad}:3 (limits.max_steps)" in err
     assert _main(monkeypatch, "keys", "create", "--tenant", "t", "--scopes", "bogus") == 2
-    assert "scopes: chat, runs, sessions, knowledge, admin" in capsys.readouterr().err
+    assert "scopes: chat, runs, sessions, knowledge, identify, admin" in capsys.readouterr().err
     assert _main(monkeypatch, "serve", "--help") == 0
     assert "--workers" in capsys.readouterr().out

@@ -70,16 +70,14 @@ def serve(app: Any, port: int) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bot's API and the web routes on one app, served by uvicorn on 127.0.0.1."""
-    from glm_agent.serving.bot import create_bot_router
-    from glm_agent.serving.web import create_web_router
+    from glm_agent.serving.bot import create_bot_app
 
-    from fastapi import FastAPI  # isort: skip
     from fastapi.middleware.cors import CORSMiddleware  # isort: skip
     from fastapi.responses import HTMLResponse  # isort: skip
 
     bot = make_bot(tmp_path_factory.mktemp("web"))
     port = _free_port()
-    app = _app(bot, create_bot_router, create_web_router, FastAPI)
+    app = create_bot_app(bot, heartbeat=2.0)
     # Sites embed the widget from their own origin: http://localhost:{port}/shop stands for
     # such a site (a real server, so Chromium's local-network checks see a loopback page).
     api = f"http://127.0.0.1:{port}"
@@ -101,37 +99,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def main_server(tmp_path: Path) -> Iterator[str]:
-    """The main glm-agent server (`create_app`) with both routers mounted, as the lead does."""
+    """The main glm-agent server (`create_app`) serving a support bot, as `glm-agent serve`."""
     from glm_agent.serving import create_app
-    from glm_agent.serving.bot import create_bot_router
-    from glm_agent.serving.web import create_web_router
 
-    app = create_app()
-    app.include_router(create_bot_router(make_bot(tmp_path), heartbeat=2.0))
-    app.include_router(create_web_router())
+    bot = make_bot(tmp_path)
+    bot.heartbeat = 2.0
+    app = create_app([bot.agent], support=bot)
     try:
         with serve(app, _free_port()) as url:
             yield url
     finally:
         app.state.glm.request_shutdown()
-
-
-def _app(bot: Any, bot_router: Any, web_router: Any, fastapi: Any) -> Any:
-    """The app as the main server mounts the two routers (errors as the bot's own app maps them)."""
-    from fastapi.responses import JSONResponse
-
-    from glm_agent.serving._errors import HTTPProblem, error_body
-
-    app = fastapi(title="support")
-    app.include_router(bot_router(bot, heartbeat=2.0))
-    app.include_router(web_router())
-
-    async def on_problem(request: Any, exc: Exception) -> Any:
-        assert isinstance(exc, HTTPProblem)
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
-
-    app.add_exception_handler(HTTPProblem, on_problem)
-    return app
 
 
 def _skip_or_fail(reason: str) -> None:

@@ -2,14 +2,15 @@
 Feishu / Lark; handoff to human agents with tickets; curated answers; PII redaction; records.
 
 ```python
-from glm_agent.serving.bot import SupportBot, create_bot_router
+from glm_agent.serving import create_app
+from glm_agent.serving.bot import SupportBot
 
 bot = SupportBot.from_yaml("examples/customer-service/agent.yaml")   # + support.yaml beside it
-app.include_router(create_bot_router(bot))                          # on a FastAPI app
+app = create_app([bot.agent], support=bot)      # every door of the agent goes through the bot
 ```
 
-FastAPI is imported only inside `create_bot_router` / `create_bot_app`; the cryptography package
-only to decrypt Feishu events.
+FastAPI is imported only when an app is built; the cryptography package only to decrypt Feishu
+events.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ __all__ = [
     "SupportConfig",
     "WebhookConfig",
     "create_bot_app",
-    "create_bot_router",
     "detect_handoff",
     "extractive_summary",
     "feishu_decrypt",
@@ -71,15 +71,8 @@ __all__ = [
 ]
 
 
-def create_bot_router(bot: SupportBot, *, heartbeat: float = 15.0) -> Any:
-    """A FastAPI `APIRouter` with every /v1/support, /v1/console and /v1/channels route."""
-    from glm_agent.serving.bot._routes import create_bot_router as build
-
-    return build(bot, heartbeat=heartbeat)
-
-
 def create_bot_app(bot: SupportBot, *, heartbeat: float = 15.0) -> Any:
-    """A FastAPI app serving only the bot's routes, with its error handler."""
+    """An app serving the bot on its own (its routes, its agent, the widget and console)."""
     from glm_agent.serving.bot._routes import create_bot_app as build
 
     return build(bot, heartbeat=heartbeat)

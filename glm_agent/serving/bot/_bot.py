@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from glm_agent.exceptions import ConfigError
+from glm_agent.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from glm_agent.memory import SessionStore
-from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import Conversation
 from glm_agent.serving.bot._engine import BotCore
@@ -120,9 +123,7 @@ class SupportBot(BotCore):
                 report = kb.ingest(self.base_dir / source)
                 log.info("knowledge %s: %s", source, report.summary())
         file = self.config.curated.file
-        if file and not self.db.query(
-            "SELECT 1 FROM curated WHERE tenant=? LIMIT 1", (self.tenant,)
-        ):
+        if file and not self.db.has_curated(self.tenant):
             from glm_agent._yaml_source import read_yaml
             from glm_agent.serving.bot._console import curated_save
 
@@ -140,26 +141,29 @@ class SupportBot(BotCore):
         """Handle a signed webhook request; retries of an event id get the first reply."""
         cfg = self.config.channels.webhook
         if cfg is None:
-            raise HTTPProblem(404, "the webhook channel is not configured", code="not_found")
+            raise NotFoundError("the webhook channel is not configured", code="not_found")
         problem = verify_webhook(
             cfg.secret, body, signature, timestamp, max_skew=cfg.max_skew_seconds
         )
         if problem is not None:
-            raise HTTPProblem(401, problem, code="bad_signature")
+            raise AuthenticationError(problem, code="bad_signature")
         try:
             payload = json.loads(body)
             event_id, text = str(payload["event_id"]), str(payload["text"])
         except (ValueError, KeyError, TypeError):
-            raise HTTPProblem(422, "the body must be JSON with event_id and text") from None
+            raise InvalidRequestError("the body must be JSON with event_id and text") from None
         async with self._lock("webhook:" + event_id):
-            rows = self.db.query(
-                "SELECT response FROM dedupe WHERE tenant=? AND channel='webhook' AND event_id=?",
-                (self.tenant, event_id),
-            )
-            if rows and rows[0][0]:
-                return dict(json.loads(rows[0][0]), duplicate=True)
+            stored = self.db.dedupe_response(self.tenant, "webhook", event_id)
+            if stored is not None:
+                return dict(json.loads(stored), duplicate=True)
+            if not self.db.claim_event(self.tenant, "webhook", event_id):
+                # Another worker is handling this very event right now.
+                return {"duplicate": True, "status": "processing"}
             conv = await self._channel_conversation(
-                "webhook", payload.get("conversation_id"), payload.get("customer_id")
+                "webhook",
+                payload.get("conversation_id"),
+                payload.get("customer_id"),
+                verified=cfg.trusted_identity,
             )
             replies: list[dict[str, Any]] = []
 
@@ -170,31 +174,41 @@ class SupportBot(BotCore):
             await self.handle(conv.id, text, collect)
             status = self.conversation(conv.id).status
             response = {"conversation_id": conv.id, "status": status, "replies": replies}
-            self.db.execute(
-                "INSERT OR REPLACE INTO dedupe VALUES (?,?,?,?,?)",
-                (
-                    self.tenant,
-                    "webhook",
-                    event_id,
-                    json.dumps(response, ensure_ascii=False),
-                    time.time(),
-                ),
+            self.db.set_event_response(
+                self.tenant, "webhook", event_id, json.dumps(response, ensure_ascii=False)
             )
             return response
 
     async def _channel_conversation(
-        self, channel: str, conversation_id: Any, customer_id: Any, **tags: Any
+        self,
+        channel: str,
+        conversation_id: Any,
+        customer_id: Any,
+        *,
+        verified: bool = False,
+        **tags: Any,
     ) -> Conversation:
+        """The channel customer's open conversation, or a new one.
+
+        Only the channel itself (a signed request) reaches a channel conversation: a
+        conversation id names one of this customer's own conversations on this channel.
+        """
+        if customer_id is None or not str(customer_id).strip():
+            raise InvalidRequestError("the event names no customer", param="customer_id")
+        customer = str(customer_id)
         if conversation_id:
-            conv = self.conversation(str(conversation_id))
-            if conv.channel != channel:
-                raise HTTPProblem(404, f"no {channel} conversation {conversation_id!r}")
+            conv = self.db.conversation(self.tenant, str(conversation_id))
+            if conv is None or conv.channel != channel or conv.customer_id != customer:
+                raise NotFoundError(
+                    f"no {channel} conversation {conversation_id!r} of this customer",
+                    code="conversation_not_found",
+                )
             return conv
-        if customer_id is None:
-            raise HTTPProblem(422, "give conversation_id or customer_id", param="customer_id")
-        conv_or_none = self.db.find_open(self.tenant, channel, str(customer_id))
+        conv_or_none = self.db.find_open(self.tenant, channel, customer)
         if conv_or_none is None:
-            conv_or_none, _, _ = await self.create_conversation(channel, str(customer_id), None)
+            conv_or_none, _, _ = await self.create_conversation(
+                channel, customer, None, verified=verified
+            )
         if tags:
             conv_or_none.tags.update(tags)
             self.db.update(self.tenant, conv_or_none.id, tags=conv_or_none.tags)
@@ -206,7 +220,7 @@ class SupportBot(BotCore):
         """Handle a Feishu event callback; replies go out through the Feishu sender."""
         cfg = self.config.channels.feishu
         if cfg is None:
-            raise HTTPProblem(404, "the Feishu channel is not configured", code="not_found")
+            raise NotFoundError("the Feishu channel is not configured", code="not_found")
         signature = headers.get("x-lark-signature")
         if cfg.encrypt_key and signature is not None:
             want = feishu_signature(
@@ -216,33 +230,25 @@ class SupportBot(BotCore):
                 body,
             )
             if want != signature:
-                raise HTTPProblem(401, "X-Lark-Signature does not match", code="bad_signature")
+                raise AuthenticationError("X-Lark-Signature does not match", code="bad_signature")
         try:
             data = json.loads(body)
             if "encrypt" in data:
                 if not cfg.encrypt_key:
-                    raise HTTPProblem(400, "an encrypted event but no encrypt_key is configured")
+                    raise InvalidRequestError("an encrypted event but no encrypt_key is configured")
                 data = json.loads(feishu_decrypt(cfg.encrypt_key, data["encrypt"]))
         except (ValueError, KeyError):
-            raise HTTPProblem(400, "the body is not a Feishu event") from None
+            raise InvalidRequestError("the body is not a Feishu event") from None
         token = data.get("token") or (data.get("header") or {}).get("token")
         if cfg.verification_token and token != cfg.verification_token:
-            raise HTTPProblem(401, "wrong verification token", code="bad_token")
+            raise AuthenticationError("wrong verification token", code="bad_token")
         if data.get("type") == "url_verification":
             return {"challenge": data.get("challenge")}
         if cfg.encrypt_key and signature is None:
-            raise HTTPProblem(401, "missing X-Lark-Signature", code="bad_signature")
+            raise AuthenticationError("missing X-Lark-Signature", code="bad_signature")
         header = data.get("header") or {}
         event_id = str(header.get("event_id") or data.get("uuid") or "")
-        inserted = (
-            self.db.query(
-                "INSERT OR IGNORE INTO dedupe VALUES (?,?,?,?,?) RETURNING event_id",
-                (self.tenant, "feishu", event_id, None, time.time()),
-            )
-            if event_id
-            else [1]
-        )
-        if not inserted:
+        if event_id and not self.db.claim_event(self.tenant, "feishu", event_id):
             return {"duplicate": True}
         if header.get("event_type") != "im.message.receive_v1":
             return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "ChannelsConfig",
@@ -49,7 +49,7 @@ class HandoffConfig(_Strict):
     )
     """Regular expressions of topics the policy sends to a human at once."""
     refund_over: float | None = None
-    """Refund requests mentioning an amount above this go to a human."""
+    """Removed: see the validator (money rules are tool policy rules on facts)."""
     max_failures: int = Field(default=2, ge=1)
     """Consecutive runs with an error or no answer before handing off."""
     min_retrieval_score: float | None = None
@@ -61,6 +61,18 @@ class HandoffConfig(_Strict):
     summary: Literal["auto", "model", "extractive"] = "auto"
     """Who writes the ticket's summary: the agent's model, or extracted sentences
     (`auto`: extractive for the offline model, else the model)."""
+
+    @field_validator("refund_over")
+    @classmethod
+    def _money_rules_are_tool_rules(cls, value: float | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "handoff.refund_over read amounts out of the customer's message and is gone: "
+                "put the rule on the tool in the tool registry, where it checks the order's "
+                f"real amount: policy: {{facts: module:order_facts, rules: [{{if: "
+                f"facts.total > {value:g}, then: review}}]}}"
+            )
+        return None
 
 
 class CuratedConfig(_Strict):
@@ -93,6 +105,10 @@ class WebhookConfig(_Strict):
     """Where replies (and human agents' replies) are also POSTed, signed the same way."""
     max_skew_seconds: float = 300.0
     """Requests whose X-Timestamp is further off than this are rejected."""
+    trusted_identity: bool = True
+    """The calling system vouches for its `customer_id`s (it signs every request): its
+    conversations start with a verified customer. Set false when the ids are only the
+    channel's own and customers must verify with a tool."""
 
 
 class FeishuConfig(_Strict):
@@ -140,6 +156,11 @@ class SupportConfig(_Strict):
         default_factory=lambda: ["yes", "y", "confirm", "ok", "确认", "是", "是的", "好的", "对"]
     )
     """Replies that confirm a pending state-changing action; anything else declines it."""
+    decline_words: list[str] = Field(
+        default_factory=lambda: ["no", "n", "cancel", "不", "不要", "取消", "算了", "不用了"]
+    )
+    """Replies that only decline a pending action; any other reply declines it and is then
+    answered as a new message."""
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     """Handoff triggers."""
     curated: CuratedConfig = Field(default_factory=CuratedConfig)
@@ -153,8 +174,6 @@ class SupportConfig(_Strict):
     """How long a console login lasts."""
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     """Webhook and IM channels."""
-    history_messages: int = Field(default=40, ge=2)
-    """Most stored messages given to the model as history."""
 
     def database_path(self, base_dir: Path) -> Path:
         """The bot database's path, relative paths taken from `base_dir`."""

@@ -3,13 +3,17 @@ tag them, curate answers and work the review queue. Functions over a `BotCore`."
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from typing import Any
 
+from glm_agent.exceptions import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from glm_agent.messages import AssistantMessage
-from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._db import Conversation
 from glm_agent.serving.bot._engine import HUMAN_STATES, BotCore, hash_token
 from glm_agent.serving.bot.accounts import verify_password
@@ -40,11 +44,10 @@ def login(bot: BotCore, username: str, password: str) -> str:
     # Verify against a dummy hash for unknown users so timing does not reveal which exist.
     ok = verify_password(password, stored or "sha256$" + "0" * 64) and stored is not None
     if not ok:
-        raise HTTPProblem(401, "wrong username or password", code="unauthorized")
+        raise AuthenticationError("wrong username or password", code="unauthorized")
     token = secrets.token_urlsafe(32)
-    bot.db.execute(
-        "INSERT INTO tokens VALUES (?,?,?,?)",
-        (hash_token(token), bot.tenant, username, time.time() + bot.config.token_ttl_seconds),
+    bot.db.add_token(
+        hash_token(token), bot.tenant, username, time.time() + bot.config.token_ttl_seconds
     )
     return token
 
@@ -52,13 +55,10 @@ def login(bot: BotCore, username: str, password: str) -> str:
 def agent_for_token(bot: BotCore, token: str | None) -> str:
     """The username a console token belongs to (401 when missing, unknown or expired)."""
     if token:
-        rows = bot.db.query(
-            "SELECT username FROM tokens WHERE token_hash=? AND tenant=? AND expires_at>?",
-            (hash_token(token), bot.tenant, time.time()),
-        )
-        if rows:
-            return str(rows[0][0])
-    raise HTTPProblem(401, "log in first: POST /v1/console/login", code="unauthorized")
+        user = bot.db.token_user(hash_token(token), bot.tenant)
+        if user is not None:
+            return user
+    raise AuthenticationError("log in first: POST /v1/console/login", code="unauthorized")
 
 
 def transcript(bot: BotCore, conv: Conversation) -> list[dict[str, Any]]:
@@ -75,12 +75,11 @@ def transcript(bot: BotCore, conv: Conversation) -> list[dict[str, Any]]:
 
 
 def _ticket(bot: BotCore, conversation_id: str) -> dict[str, Any] | None:
-    rows = bot.db.query(
-        "SELECT id, reason, trigger, summary, status, created_at FROM tickets "
-        "WHERE tenant=? AND conversation_id=? ORDER BY id DESC LIMIT 1",
-        (bot.tenant, conversation_id),
-    )
-    return dict(rows[0]) if rows else None
+    return bot.db.latest_ticket(bot.tenant, conversation_id)
+
+
+_NOTES = ("tool_outcome", "run_failed", "verified")
+"""Console events shown with a conversation: what failed and why, who was verified."""
 
 
 def conversation_detail(bot: BotCore, conv: Conversation) -> dict[str, Any]:
@@ -93,8 +92,14 @@ def conversation_detail(bot: BotCore, conv: Conversation) -> dict[str, Any]:
         "assigned_to": conv.assigned_to,
         "tags": conv.tags,
         "created_at": conv.created_at,
+        "verified_customer": conv.verified_customer,
         "messages": transcript(bot, conv),
         "ticket": _ticket(bot, conv.id),
+        "notes": [
+            e
+            for _, e in bot.db.console_events(bot.tenant, 0)
+            if e.get("conversation_id") == conv.id and e.get("type") in _NOTES
+        ],
     }
 
 
@@ -125,9 +130,9 @@ def queue(bot: BotCore) -> list[dict[str, Any]]:
 async def take(bot: BotCore, conv: Conversation, agent: str) -> None:
     """Assign a waiting (or bot) conversation to `agent`."""
     if conv.status == "closed":
-        raise HTTPProblem(409, "the conversation is closed", code="conflict")
+        raise ConflictError("the conversation is closed", code="conversation_closed")
     if conv.status == "with_human" and conv.assigned_to not in (None, agent):
-        raise HTTPProblem(409, f"already taken by {conv.assigned_to}", code="conflict")
+        raise ConflictError(f"already taken by {conv.assigned_to}", code="already_taken")
     bot.db.update(bot.tenant, conv.id, assigned_to=agent)
     if conv.status != "with_human":
         await bot.set_status(conv, "with_human", agent=agent)
@@ -149,19 +154,15 @@ async def take(bot: BotCore, conv: Conversation, agent: str) -> None:
 async def reply(bot: BotCore, conv: Conversation, agent: str, text: str) -> int:
     """A human agent's message, delivered to the customer's streams and channel."""
     if not text.strip():
-        raise HTTPProblem(400, "the reply text is empty", code="empty_message")
+        raise InvalidRequestError("the reply text is empty", code="empty_message", param="text")
     if conv.status != "with_human" or conv.assigned_to != agent:
         await take(bot, conv, agent)
     pairs = bot.transcript_pairs(conv)
     question = next((t for r, t in reversed(pairs) if r == "customer"), "")
     seq = await bot.publish(conv, bot._message("human", text, "human", agent=agent), deliver=True)
-    await bot.store.append(bot.tenant, conv.id, [AssistantMessage(content=bot._r(text))])
+    await bot.memory.commit(conv.id, [AssistantMessage(content=text)])
     if question:
-        bot.db.execute(
-            "INSERT INTO review (tenant, conversation_id, message_id, kind, question, answer,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            (bot.tenant, conv.id, seq, "human_answer", question, bot._r(text), time.time()),
-        )
+        bot.db.add_review(bot.tenant, conv.id, seq, "human_answer", question, bot._r(text))
     return seq
 
 
@@ -183,10 +184,7 @@ async def close(bot: BotCore, conv: Conversation) -> None:
     tags = conv.tags
     tags.setdefault("resolution", "human" if tags.get("handed_off") else "bot")
     bot.db.update(bot.tenant, conv.id, tags=tags)
-    bot.db.execute(
-        "UPDATE tickets SET status='closed' WHERE tenant=? AND conversation_id=?",
-        (bot.tenant, conv.id),
-    )
+    bot.db.close_tickets(bot.tenant, conv.id)
     await bot.set_status(conv, "closed")
     bot.console_event("closed", conv)
 
@@ -195,7 +193,7 @@ def set_tags(bot: BotCore, conv: Conversation, tags: dict[str, Any]) -> dict[str
     """Merge tags (intent, resolution, csat 1-5, ...) into the conversation's."""
     csat = tags.get("csat")
     if csat is not None and not (isinstance(csat, int | float) and 1 <= csat <= 5):
-        raise HTTPProblem(422, f"csat must be a number from 1 to 5, got {csat!r}", param="csat")
+        raise InvalidRequestError(f"csat must be a number from 1 to 5, got {csat!r}", param="csat")
     merged = {**conv.tags, **{k: v for k, v in tags.items() if v is not None}}
     bot.db.update(bot.tenant, conv.id, tags=merged)
     return merged
@@ -206,12 +204,12 @@ def add_feedback(
 ) -> None:
     """A customer's thumbs up / down on a bot message; both go to the review queue."""
     if rating not in ("up", "down"):
-        raise HTTPProblem(422, f"rating must be 'up' or 'down', got {rating!r}", param="rating")
+        raise InvalidRequestError(f"rating must be 'up' or 'down', got {rating!r}", param="rating")
     events = dict(bot.db.events(bot.tenant, conv.id, 0, "message"))
     msg = events.get(message_id)
     if msg is None or msg["role"] not in ("bot", "human"):
-        raise HTTPProblem(
-            404, f"no bot message {message_id} in this conversation", code="not_found"
+        raise NotFoundError(
+            f"no bot message {message_id} in this conversation", code="message_not_found"
         )
     question = next(
         (
@@ -221,19 +219,14 @@ def add_feedback(
         ),
         "",
     )
-    bot.db.execute(
-        "INSERT INTO review (tenant, conversation_id, message_id, kind, question, answer, comment,"
-        " created_at) VALUES (?,?,?,?,?,?,?,?)",
-        (
-            bot.tenant,
-            conv.id,
-            message_id,
-            f"thumbs_{rating}",
-            question,
-            msg["text"],
-            bot._r(comment or ""),
-            time.time(),
-        ),
+    bot.db.add_review(
+        bot.tenant,
+        conv.id,
+        message_id,
+        f"thumbs_{rating}",
+        question,
+        msg["text"],
+        bot._r(comment or ""),
     )
     ratings = dict(conv.tags.get("ratings") or {})
     ratings[str(message_id)] = rating
@@ -242,16 +235,7 @@ def add_feedback(
 
 def curated_list(bot: BotCore) -> list[dict[str, Any]]:
     """Every curated answer of the tenant."""
-    rows = bot.db.query("SELECT * FROM curated WHERE tenant=? ORDER BY id", (bot.tenant,))
-    return [
-        {
-            "id": r["id"],
-            "question": r["question"],
-            "answer": r["answer"],
-            "variants": json.loads(r["variants"]),
-        }
-        for r in rows
-    ]
+    return bot.db.curated(bot.tenant)
 
 
 def curated_save(
@@ -259,61 +243,34 @@ def curated_save(
 ) -> int:
     """Add (or, with `answer_id`, replace) a curated answer; returns its id."""
     if not question.strip() or not answer.strip():
-        raise HTTPProblem(422, "question and answer must not be empty", param="question")
-    now = time.time()
+        raise InvalidRequestError("question and answer must not be empty", param="question")
     if answer_id is None:
-        answer_id = bot.db.execute(
-            "INSERT INTO curated (tenant, question, answer, variants, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?)",
-            (bot.tenant, question, answer, json.dumps(variants, ensure_ascii=False), now, now),
-        )
-    else:
-        if not bot.db.query(
-            "SELECT 1 FROM curated WHERE tenant=? AND id=?", (bot.tenant, answer_id)
-        ):
-            raise HTTPProblem(404, f"no curated answer {answer_id}", code="not_found")
-        bot.db.execute(
-            "UPDATE curated SET question=?, answer=?, variants=?, updated_at=?"
-            " WHERE tenant=? AND id=?",
-            (
-                question,
-                answer,
-                json.dumps(variants, ensure_ascii=False),
-                now,
-                bot.tenant,
-                answer_id,
-            ),
-        )
+        answer_id = bot.db.add_curated(bot.tenant, question, answer, variants)
+    elif not bot.db.update_curated(bot.tenant, answer_id, question, answer, variants):
+        raise NotFoundError(f"no curated answer {answer_id}", code="curated_not_found")
     bot.reload_curated()
     return answer_id
 
 
 def curated_delete(bot: BotCore, answer_id: int) -> None:
     """Remove a curated answer."""
-    if not bot.db.query("SELECT 1 FROM curated WHERE tenant=? AND id=?", (bot.tenant, answer_id)):
-        raise HTTPProblem(404, f"no curated answer {answer_id}", code="not_found")
-    bot.db.execute("DELETE FROM curated WHERE tenant=? AND id=?", (bot.tenant, answer_id))
+    if not bot.db.delete_curated(bot.tenant, answer_id):
+        raise NotFoundError(f"no curated answer {answer_id}", code="curated_not_found")
     bot.reload_curated()
 
 
 def review_list(bot: BotCore, status: str = "open") -> list[dict[str, Any]]:
     """Review items (thumbs up / down, human answers), newest first."""
-    rows = bot.db.query(
-        "SELECT id, conversation_id, message_id, kind, question, answer, comment, status,"
-        " created_at FROM review WHERE tenant=? AND status=? ORDER BY id DESC",
-        (bot.tenant, status),
-    )
-    return [dict(r) for r in rows]
+    return bot.db.reviews(bot.tenant, status)
 
 
 def review_promote(
     bot: BotCore, review_id: int, question: str | None, answer: str | None, variants: list[str]
 ) -> int:
     """Make a review item a curated answer (edited by the reviewer); returns the answer's id."""
-    rows = bot.db.query("SELECT * FROM review WHERE tenant=? AND id=?", (bot.tenant, review_id))
-    if not rows:
-        raise HTTPProblem(404, f"no review item {review_id}", code="not_found")
-    item = rows[0]
+    item = bot.db.review(bot.tenant, review_id)
+    if item is None:
+        raise NotFoundError(f"no review item {review_id}", code="review_not_found")
     new_id = curated_save(bot, question or item["question"], answer or item["answer"], variants)
-    bot.db.execute("UPDATE review SET status='promoted' WHERE id=?", (review_id,))
+    bot.db.set_review_status(bot.tenant, review_id, "promoted")
     return new_id

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
-import re
 import secrets
 import time
 import weakref
@@ -14,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from glm_agent.exceptions import NotFoundError, PermissionDeniedError
 from glm_agent.memory import ConversationMemory, SessionMetadata, SessionStore, SQLiteStore
 from glm_agent.messages import AssistantMessage, Message, ToolCall
-from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import BotDB, Conversation
 from glm_agent.serving.bot._notify import Notifier
@@ -30,12 +28,6 @@ log = logging.getLogger("glm_agent.support")
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 Deliver = Callable[[Conversation, str], Awaitable[None]]
 HUMAN_STATES = ("waiting_human", "with_human")
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_MODEL_SUMMARY = (
-    "Summarise this customer-service conversation for the human agent taking it over: who the "
-    "customer is, what they want, ids and amounts, what the bot already did, why it is handed "
-    "off. At most five lines."
-)
 
 
 def hash_token(token: str) -> str:
@@ -74,6 +66,8 @@ class ConversationLog:
             store, agent.context_window(), tenant=self.tenant, redact=self._redact_message
         )
         agent.conversation = self.memory
+        # Per-customer tool limits are counted in the bot's database, so every worker sees them.
+        agent.policy_state = self.db
         self.matcher = CuratedMatcher()
         self.notifier = Notifier()
         self.deliverers: dict[str, Deliver] = {}
@@ -82,24 +76,39 @@ class ConversationLog:
         # Weak: a conversation's lock lives while someone holds or waits on it, no longer.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.heartbeat = 15.0
+        """Seconds between keep-alive comments on quiet event streams."""
         self.reload_curated()
 
     # --- conversations -----------------------------------------------------------------------
 
     def reload_curated(self) -> None:
         """Rebuild the curated-answer matcher from the database."""
-        rows = self.db.query("SELECT * FROM curated WHERE tenant=? ORDER BY id", (self.tenant,))
         self.matcher.set(
             [
-                CuratedAnswer(r["id"], r["question"], r["answer"], json.loads(r["variants"]))
-                for r in rows
+                CuratedAnswer(r["id"], r["question"], r["answer"], r["variants"])
+                for r in self.db.curated(self.tenant)
             ]
         )
 
     async def create_conversation(
-        self, channel: str = "web", customer_id: str | None = None, locale: str | None = None
+        self,
+        channel: str = "web",
+        customer_id: str | None = None,
+        locale: str | None = None,
+        *,
+        verified: bool = False,
     ) -> tuple[Conversation, str, str]:
-        """A new conversation: (row, customer token shown once, greeting)."""
+        """A new conversation: (row, customer token shown once, greeting).
+
+        Args:
+            channel: Where it happens (`web`, `webhook`, `feishu`, `api`, `cli`).
+            customer_id: The channel's id of the customer (a webhook's customer id, a Feishu
+                open id, an API session).
+            locale: `zh` or `en` (default: the language of the first message).
+            verified: The channel vouches that `customer_id` is the business's customer (a
+                signed webhook configured as trusted): the conversation starts verified.
+        """
         token = secrets.token_urlsafe(24)
         now = time.time()
         conv = Conversation(
@@ -118,7 +127,16 @@ class ConversationLog:
             None,
             {},
         )
+        if verified and customer_id is not None:
+            conv.verified_customer, conv.verified_by = customer_id, f"channel:{channel}"
         self.db.create_conversation(conv)
+        if conv.verified_customer is not None:
+            self.db.update(
+                self.tenant,
+                conv.id,
+                verified_customer=conv.verified_customer,
+                verified_by=conv.verified_by,
+            )
         greeting = self.config.greeting.get(locale or "zh") or next(
             iter(self.config.greeting.values()), ""
         )
@@ -133,10 +151,20 @@ class ConversationLog:
         """This tenant's conversation; with `token`, only when it is the customer's token."""
         conv = self.db.conversation(self.tenant, conversation_id)
         if conv is None:
-            raise HTTPProblem(404, f"no conversation {conversation_id!r}", code="not_found")
+            raise NotFoundError(
+                f"no conversation {conversation_id!r}", code="conversation_not_found"
+            )
         if token is not None and not secrets.compare_digest(conv.token_hash, hash_token(token)):
-            raise HTTPProblem(403, "wrong or missing X-Customer-Token", code="forbidden")
+            raise PermissionDeniedError("wrong or missing X-Customer-Token", code="forbidden")
         return conv
+
+    def verify(self, conv: Conversation, customer_id: str, verified_by: str) -> None:
+        """Record that the conversation acts for `customer_id` (a channel vouched for it, or a
+        verification tool established it). Never called with anything a model or a customer
+        typed."""
+        conv.verified_customer, conv.verified_by = customer_id, verified_by
+        self.db.update(self.tenant, conv.id, verified_customer=customer_id, verified_by=verified_by)
+        self.console_event("verified", conv, customer_id=customer_id, by=verified_by)
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -145,6 +173,7 @@ class ConversationLog:
         return lock
 
     def _t(self, conv: Conversation, zh: str, en: str) -> str:
+        """The sentence in the conversation's language (that of the customer's last message)."""
         return en if conv.locale == "en" else zh
 
     @staticmethod
@@ -188,7 +217,8 @@ class ConversationLog:
         return seq
 
     def console_event(self, kind: str, conv: Conversation, **data: Any) -> None:
-        """Add an event to the console's live feed."""
+        """Add an event to the console's live feed (never shown to customers: internal detail
+        such as why a tool failed goes here)."""
         self.db.add_console_event(self.tenant, {"type": kind, "conversation_id": conv.id, **data})
         self.notifier.notify("console:" + self.tenant)
 

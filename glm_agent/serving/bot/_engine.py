@@ -1,5 +1,15 @@
-"""`BotCore`: the message pipeline (handoff triggers → curated answers → the agent,
-with confirmation of state-changing tools) and handoff to humans."""
+"""`BotCore`: the support pipeline every door goes through.
+
+A customer message goes: store it (redacted) → a human has the conversation? (then it is theirs)
+→ a handoff trigger? → a pending confirmation? (yes / no) → a curated answer? → the agent, on the
+conversation's session and with its verified customer. After the run: a verification the run
+made is kept; a call a rule sent to review hands the conversation to a human; calls waiting for
+the customer's "yes" are asked in words (the tool's `confirm` template); a failed tool is told to
+the customer plainly and its detail goes to the human agents' console.
+
+The widget API, the webhook and Feishu channels, the OpenAI-compatible API and the CLI all call
+`handle` (or `send`, which streams its events); none has a path of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,49 +17,47 @@ import asyncio
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from glm_agent.approval import Approval, Approved, Rejected
-from glm_agent.messages import (
-    AssistantMessage,
-    Message,
-    SystemMessage,
-    TextDelta,
-    ToolMessage,
-    UserMessage,
-)
+from glm_agent.exceptions import GlmAgentError, InvalidRequestError
+from glm_agent.messages import SystemMessage, TextDelta, ToolMessage, UserMessage
 from glm_agent.results import RunResult
-from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving.bot._conversations import HUMAN_STATES, ConversationLog, Emit, hash_token
 from glm_agent.serving.bot._db import Conversation
 from glm_agent.serving.bot.curated import CuratedAnswer
-from glm_agent.serving.bot.handoff import detect_handoff, extractive_summary, is_confirmation
+from glm_agent.serving.bot.handoff import (
+    detect_handoff,
+    extractive_summary,
+    is_confirmation,
+    is_refusal,
+)
+from glm_agent.serving.bot.replies import language_of, outcome_text, whole_sentences
+from glm_agent.tools import Identity
 
 __all__ = ["HUMAN_STATES", "BotCore", "Emit", "cited_passages", "hash_token"]
 
 log = logging.getLogger("glm_agent.support")
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _MODEL_SUMMARY = (
     "Summarise this customer-service conversation for the human agent taking it over: who the "
     "customer is, what they want, ids and amounts, what the bot already did, why it is handed "
     "off. At most five lines."
 )
-
-
 _LABEL = re.compile(r"\n\[(\d+)\] ([^\n]*)")
 _CITE = re.compile(r"\[(\d+)\]")
 
 
-def cited_passages(messages: list[Message], answer: str) -> list[dict[str, Any]]:
-    """{n, title, source} of the retrieved passages the answer cites as [n]."""
+def cited_passages(messages: list[Any], answer: str) -> list[dict[str, Any]]:
+    """{n, title, source} of the retrieved passages the answer cites as [n] (the passages of
+    the last turn's question)."""
+    last = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=0)
     context = next(
         (
             m.content
-            for m in reversed(messages)
-            if isinstance(m, SystemMessage) and "<context>" in m.content
+            for m in reversed(messages[max(0, last - 1) :])
+            if isinstance(m, SystemMessage | ToolMessage) and "<context>" in (m.content or "")
         ),
         "",
     )
@@ -64,17 +72,20 @@ def cited_passages(messages: list[Message], answer: str) -> list[dict[str, Any]]
 
 
 class BotCore(ConversationLog):
-    """The message pipeline: handoff triggers, curated answers, the agent, confirmations."""
+    """The message pipeline: handoff triggers, confirmations, curated answers, the agent."""
 
     async def send(self, conv: Conversation, text: str) -> AsyncIterator[dict[str, Any]]:
-        """Handle a customer message; yields its events, then `{"type": "done"}`. The work runs in
-        its own task, so a client that disconnects does not cut a reply in half."""
+        """Handle a customer message, yielding its events, then `{"type": "done"}`.
+
+        The work runs in its own task: a client that disconnects mid-reply does not cut the
+        reply (or the stored turn) in half; the events it missed are in the event log.
+        """
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
         async def run() -> None:
             try:
                 await self.handle(conv.id, text, queue.put)
-            except HTTPProblem as e:
+            except GlmAgentError as e:
                 await queue.put({"type": "error", "message": e.message})
             except Exception:
                 log.exception("message handling failed for %s", conv.id)
@@ -90,16 +101,16 @@ class BotCore(ConversationLog):
         yield {"type": "done"}
 
     async def handle(self, conversation_id: str, text: str, out: Emit | None = None) -> None:
-        """Handle one customer message: store it, then route it (human, confirmation, handoff
-        trigger, curated answer, the agent)."""
+        """Handle one customer message (see the module docstring for the order of things)."""
         text = text.strip()
         if not text:
-            raise HTTPProblem(400, "the message text is empty", code="empty_message")
+            raise InvalidRequestError("the message text is empty", code="empty_message")
         async with self._lock(conversation_id):
             conv = self.conversation(conversation_id)
-            if conv.locale is None:
-                conv.locale = "zh" if _CJK.search(text) else "en"
-                self.db.update(self.tenant, conv.id, locale=conv.locale)
+            lang = language_of(text, conv.locale or "zh")
+            if conv.locale != lang:
+                conv.locale = lang  # each reply in the language of the message it answers
+                self.db.update(self.tenant, conv.id, locale=lang)
             log.info("customer %s: %s", conv.id, self.redactor.redact(text, "log"))
             await self.publish(conv, self._message("customer", text, "customer"), out)
             if conv.status == "closed":
@@ -110,10 +121,10 @@ class BotCore(ConversationLog):
                 return
             trigger = detect_handoff(text, self.config.handoff)
             if trigger is not None:
+                await self.memory.commit(conv.id, [UserMessage(content=text)])
                 await self.handoff(conv, trigger.reason, trigger.trigger, out)
                 return
-            if conv.pending:
-                await self._resume(conv, text, out)
+            if conv.pending and await self._resume(conv, text, out):
                 return
             match = self.matcher.match(text)
             if match is not None and match.score >= self.config.curated.threshold:
@@ -124,6 +135,8 @@ class BotCore(ConversationLog):
     async def _curated(
         self, conv: Conversation, text: str, answer: CuratedAnswer, score: float, out: Emit | None
     ) -> None:
+        from glm_agent.messages import AssistantMessage
+
         await self.memory.commit(
             conv.id, [UserMessage(content=text), AssistantMessage(content=answer.answer)]
         )
@@ -147,6 +160,11 @@ class BotCore(ConversationLog):
         result = await self._run(conv, out, text)
         await self._after_run(conv, result, out, low_confidence=low_confidence)
 
+    def _identity(self, conv: Conversation) -> Identity | None:
+        if conv.verified_customer is None:
+            return None
+        return Identity(conv.verified_customer, conv.verified_by or "")
+
     async def _run(
         self,
         conv: Conversation,
@@ -155,10 +173,10 @@ class BotCore(ConversationLog):
         approvals: dict[str, Approval] | None = None,
     ) -> RunResult[Any] | None:
         """One agent run on the conversation's session (loaded and stored by the agent's
-        memory, which is this bot's: redacted as it is stored)."""
+        memory, which is this bot's: redacted as it is stored), for its verified customer."""
         metadata = {
             "channel": conv.channel,
-            "customer_id": conv.customer_id,
+            "customer_id": conv.verified_customer or conv.customer_id,
             "conversation_id": conv.id,
         }
         run = self.agent.iter(
@@ -168,6 +186,7 @@ class BotCore(ConversationLog):
             tenant=self.tenant,
             approvals=approvals,
             metadata=metadata,
+            identity=self._identity(conv),
         )
         try:
             async with run:
@@ -176,9 +195,25 @@ class BotCore(ConversationLog):
                         await out({"type": "delta", "text": event.content})
         except Exception as e:
             log.warning("run failed for %s: %s", conv.id, self.redactor.redact(str(e), "log"))
+            self.console_event("run_failed", conv, detail=self._r(f"{type(e).__name__}: {e}"))
             return None
         result: RunResult[Any] | None = run.result
+        if result is not None and out is not None:
+            u = result.usage  # for doors that report usage (the OpenAI API); never stored
+            await out(
+                {
+                    "type": "usage",
+                    "input_tokens": u.input_tokens,
+                    "output_tokens": u.output_tokens,
+                    "requests": u.requests,
+                }
+            )
         return result
+
+    def _keep_identity(self, conv: Conversation, result: RunResult[Any]) -> None:
+        identity = result.identity
+        if identity is not None and identity.customer_id != conv.verified_customer:
+            self.verify(conv, identity.customer_id, identity.verified_by)
 
     async def _after_run(
         self,
@@ -191,13 +226,29 @@ class BotCore(ConversationLog):
         if result is None:
             await self._failure(conv, out, "the model run failed")
             return
+        self._keep_identity(conv, result)
         called = [r.call.name for r in result.tool_calls]
         if called:
             self._tag(conv, intent=called[-1])
+        for r in result.tool_calls:
+            if r.detail:  # why a tool failed or was stopped: for the people, not the customer
+                self.console_event(
+                    "tool_outcome",
+                    conv,
+                    tool=r.call.name,
+                    status=r.status,
+                    detail=self._r(r.detail),
+                )
+        if result.status == "review":
+            await self._review(conv, result, out)
+            return
         if result.status == "deferred":
             await self._ask_confirmation(conv, result, out)
             return
         answer = result.output if isinstance(result.output, str) else json.dumps(result.output)
+        last = result.last_message
+        if result.steps and result.steps[-1].response.finish_reason == "length":
+            answer = whole_sentences(answer)  # an answer cut by the token limit ends whole
         handoff_called = self.config.handoff.tool_name in called
         if answer.strip():
             cites = cited_passages(result.messages, answer)
@@ -206,13 +257,28 @@ class BotCore(ConversationLog):
             await self.handoff(conv, "the assistant handed the conversation off", "model_tool", out)
         elif not answer.strip():
             await self._failure(conv, out, "the model gave no answer")
-        elif low_confidence and not called:
+        elif low_confidence and not called and last is not None:
             if self.config.handoff.low_confidence_handoff:
                 await self.handoff(conv, "low retrieval confidence", "low_confidence", out)
             else:
                 await self._failure(conv, out, "low retrieval confidence", answered=True)
         else:
             self.db.update(self.tenant, conv.id, failures=0)
+
+    async def _review(self, conv: Conversation, result: RunResult[Any], out: Emit | None) -> None:
+        """A rule sent a call to a human: say so in the customer's words, then hand off."""
+        lang = conv.locale or "zh"
+        record = next(r for r in result.tool_calls if r.status == "review")
+        definition = self._definition(record.call.name)
+        text = outcome_text(
+            definition, record.call.name, "refused", lang, record.call.args_dict(), record.content
+        )
+        await self.publish(conv, self._message("bot", text, "policy"), out)
+        reason = f"{record.call.name} needs review ({record.detail or 'policy rule'})"
+        await self.handoff(conv, reason, "policy_review", out)
+
+    def _definition(self, name: str) -> Any:
+        return next((d for d in self.agent.tools.definitions() if d.name == name), None)
 
     async def _failure(
         self, conv: Conversation, out: Emit | None, why: str, *, answered: bool = False
@@ -239,36 +305,37 @@ class BotCore(ConversationLog):
     async def _ask_confirmation(
         self, conv: Conversation, result: RunResult[Any], out: Emit | None
     ) -> None:
+        """Ask the customer, in words, to confirm the calls waiting for approval."""
         calls = result.deferred_calls
-        # The session holds the call redacted; its real arguments wait here for the answer.
+        lang = conv.locale or "zh"
+        # The session keeps the calls redacted; their real arguments wait here for the answer.
         pending = {"calls": [c.id for c in calls], "args": {c.id: c.args_dict() for c in calls}}
         self.db.update(self.tenant, conv.id, pending=pending)
-        what = "; ".join(
-            f"{c.name}({', '.join(f'{k}={v}' for k, v in c.args_dict().items())})" for c in calls
+        text = "\n".join(
+            outcome_text(self._definition(c.name), c.name, "confirm", lang, c.args_dict())
+            for c in calls
         )
-        text = self._t(
-            conv,
-            f"请确认是否执行以下操作：{what}。回复“确认”继续，回复其他内容将取消。",
-            f'Please confirm this action: {what}. Reply "yes" to go ahead; '
-            "anything else cancels it.",
-        )
-        await self.publish(
-            conv, self._message("bot", text, "system", confirm=[c.name for c in calls]), out
-        )
+        actions = [{"id": c.id, "tool": c.name} for c in calls]
+        await self.publish(conv, self._message("bot", text, "confirmation", confirm=actions), out)
 
-    async def _resume(self, conv: Conversation, text: str, out: Emit | None) -> None:
+    async def _resume(self, conv: Conversation, text: str, out: Emit | None) -> bool:
+        """Settle the pending confirmation with this message; True when the message was only
+        the answer (yes / no), False when it also asks something new (handled after)."""
         assert conv.pending is not None
         yes = is_confirmation(text, self.config.confirm_words)
+        no = is_refusal(text, self.config.decline_words)
         self.db.update(self.tenant, conv.id, pending=None)
         args = conv.pending.get("args") or {}
+        reason = "the customer did not confirm the action"
         approvals: dict[str, Approval] = {
-            call_id: Approved(override_args=args.get(call_id))
-            if yes
-            else Rejected("the customer did not confirm the action")
+            call_id: Approved(override_args=args.get(call_id)) if yes else Rejected(reason)
             for call_id in conv.pending["calls"]
         }
+        conv.pending = None
         result = await self._run(conv, out, None, approvals)
         await self._after_run(conv, result, out)
+        # Neither yes nor no: the action was not confirmed, and the message is answered too.
+        return yes or no
 
     # --- states ------------------------------------------------------------------------------
 
@@ -280,11 +347,7 @@ class BotCore(ConversationLog):
         if conv.status in HUMAN_STATES:
             return 0
         summary = await self.summarize(conv, reason)
-        ticket = self.db.execute(
-            "INSERT INTO tickets (tenant, conversation_id, reason, trigger, summary, status,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            (self.tenant, conv.id, reason, trigger, self._r(summary), "open", time.time()),
-        )
+        ticket = self.db.add_ticket(self.tenant, conv.id, reason, trigger, self._r(summary))
         if conv.pending:
             # Settle calls left waiting for a confirmation, so the stored transcript never ends
             # on a tool call without a result (the model would be asked about it again later).

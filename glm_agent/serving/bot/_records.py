@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from glm_agent.serving._errors import HTTPProblem
+from glm_agent.exceptions import InvalidRequestError
 from glm_agent.serving.bot._engine import BotCore
 
 __all__ = ["export", "summary"]
@@ -82,7 +82,7 @@ def export(bot: BotCore, fmt: str) -> tuple[str, str]:
                     }
                 )
         return buf.getvalue(), "text/csv"
-    raise HTTPProblem(400, f"unknown export format {fmt!r}; formats: jsonl, csv", param="format")
+    raise InvalidRequestError(f"unknown export format {fmt!r}; formats: jsonl, csv", param="format")
 
 
 def _rate(n: int, d: int) -> float | None:
@@ -112,7 +112,7 @@ def summary(bot: BotCore) -> dict[str, Any]:
             )
         if c.tags.get("intent"):
             intents[str(c.tags["intent"])] = intents.get(str(c.tags["intent"]), 0) + 1
-    tickets = bot.db.query("SELECT COUNT(*) FROM tickets WHERE tenant=?", (bot.tenant,))[0][0]
+    tickets = bot.db.count_tickets(bot.tenant)
     return {
         "conversations": len(convs),
         "by_status": by_status,

@@ -1,27 +1,30 @@
-"""`create_bot_router`: the HTTP API of the support bot (see /tmp/SUPPORT_API.md's contract):
-/v1/support (customers), /v1/console (human agents), /v1/channels (webhook, Feishu)."""
+"""The support bot's HTTP API, one module-level router: /v1/support (customers), /v1/console
+(human agents), /v1/channels (webhook, Feishu). Routes reach the bot through `get_support`."""
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from glm_agent.serving._errors import HTTPProblem, error_body
+from glm_agent.serving._deps import get_support, sse_response
+from glm_agent.serving._state import sse
 from glm_agent.serving.bot import _console as console
 from glm_agent.serving.bot import _records as records
 from glm_agent.serving.bot._bot import SupportBot
 
-__all__ = ["create_bot_app", "create_bot_router"]
+__all__ = ["create_bot_app", "router"]
 
 
 class NewConversation(BaseModel):
-    """POST /v1/support/conversations."""
+    """POST /v1/support/conversations: a web (widget) conversation.
 
-    channel: str = "web"
-    customer_id: str | None = None
+    Conversations of the webhook and Feishu channels are created by those channels' signed
+    requests only: nobody can open one in a channel customer's name from here.
+    """
+
+    channel: Literal["web"] = "web"
     locale: Literal["zh", "en"] | None = None
 
 
@@ -70,272 +73,294 @@ class PromoteBody(BaseModel):
 
 def _sse(event: dict[str, Any]) -> str:
     seq = event.pop("seq", None)
-    head = f"event: {event['type']}\n" + (f"id: {seq}\n" if seq is not None else "")
-    return head + "data: " + json.dumps(event, ensure_ascii=False) + "\n\n"
+    return sse(event, event=event["type"], id=seq)
 
 
-def create_bot_router(bot: SupportBot, *, heartbeat: float = 15.0) -> Any:
-    """An APIRouter with every /v1/support, /v1/console and /v1/channels route of `bot`."""
-    router = APIRouter()
-    stream_headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+router = APIRouter()
+Bot = Annotated[SupportBot, Depends(get_support)]
 
-    def customer(
-        conversation_id: str,
-        x_customer_token: str | None = Header(default=None),
-        token: str | None = Query(default=None),
-    ) -> Any:
-        return bot.conversation(conversation_id, x_customer_token or token or "")
 
-    def agent_name(request: Request, authorization: str | None = Header(default=None)) -> str:
-        raw = None
-        if authorization and authorization.lower().startswith("bearer "):
-            raw = authorization[7:].strip()
-        return console.agent_for_token(bot, raw or request.cookies.get("console_token"))
+def customer(
+    bot: Bot,
+    conversation_id: str,
+    x_customer_token: str | None = Header(default=None),
+    token: str | None = Query(default=None),
+) -> Any:
+    return bot.conversation(conversation_id, x_customer_token or token or "")
 
-    def convo(conversation_id: str) -> Any:
-        return bot.conversation(conversation_id)
 
-    # --- customers ---------------------------------------------------------------------------
+def agent_name(bot: Bot, request: Request, authorization: str | None = Header(default=None)) -> str:
+    raw = None
+    if authorization and authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    return console.agent_for_token(bot, raw or request.cookies.get("console_token"))
 
-    @router.post("/v1/support/conversations", status_code=201)
-    async def create(body: NewConversation) -> dict[str, Any]:
-        conv, token, greeting = await bot.create_conversation(
-            body.channel, body.customer_id, body.locale
-        )
-        return {
-            "conversation_id": conv.id,
-            "customer_token": token,
-            "status": conv.status,
-            "greeting": greeting,
-        }
 
-    @router.post("/v1/support/conversations/{conversation_id}/messages")
-    async def send(body: NewMessage, conv: Annotated[Any, Depends(customer)]) -> Any:
-        async def events() -> AsyncIterator[str]:
-            async for event in bot.send(conv, body.text):
-                yield _sse(dict(event))
+def convo(bot: Bot, conversation_id: str) -> Any:
+    return bot.conversation(conversation_id)
 
-        return StreamingResponse(events(), media_type="text/event-stream", headers=stream_headers)
 
-    @router.get("/v1/support/conversations/{conversation_id}/events")
-    async def events(
-        request: Request,
-        conv: Annotated[Any, Depends(customer)],
-        after: int | None = Query(default=None),
-        last_event_id: str | None = Header(default=None),
-    ) -> Any:
-        start = after if after is not None else int(last_event_id or 0)
+# --- customers ---------------------------------------------------------------------------
 
-        async def stream() -> AsyncIterator[str]:
-            seen = start
-            yield ": connected\n\n"
-            while not await request.is_disconnected():
-                rows = await bot.events_after(conv.id, seen, timeout=heartbeat)
-                if not rows:
-                    yield ": ping\n\n"
-                for seq, event in rows:
-                    seen = seq
-                    yield _sse({**event, "seq": seq})
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=stream_headers)
+@router.post("/v1/support/conversations", status_code=201)
+async def create(bot: Bot, body: NewConversation) -> dict[str, Any]:
+    conv, token, greeting = await bot.create_conversation(body.channel, None, body.locale)
+    return {
+        "conversation_id": conv.id,
+        "customer_token": token,
+        "status": conv.status,
+        "greeting": greeting,
+    }
 
-    @router.get("/v1/support/conversations/{conversation_id}")
-    async def get_conversation(conv: Annotated[Any, Depends(customer)]) -> dict[str, Any]:
-        return {
-            "conversation_id": conv.id,
-            "status": conv.status,
-            "agent": conv.assigned_to,
-            "messages": console.transcript(bot, conv),
-            "tags": {k: v for k, v in conv.tags.items() if k != "ratings"},
-        }
 
-    @router.post("/v1/support/conversations/{conversation_id}/feedback")
-    async def feedback(body: Feedback, conv: Annotated[Any, Depends(customer)]) -> dict[str, Any]:
-        console.add_feedback(bot, conv, body.message_id, body.rating, body.comment)
-        return {"ok": True}
+@router.post("/v1/support/conversations/{conversation_id}/messages")
+async def send(bot: Bot, body: NewMessage, conv: Annotated[Any, Depends(customer)]) -> Any:
+    async def events() -> AsyncIterator[str]:
+        async for event in bot.send(conv, body.text):
+            yield _sse(dict(event))
 
-    @router.post("/v1/support/conversations/{conversation_id}/handoff")
-    async def handoff(
-        body: HandoffRequest, conv: Annotated[Any, Depends(customer)]
-    ) -> dict[str, Any]:
-        reason = "customer clicked 'talk to a human'" + (f": {body.reason}" if body.reason else "")
-        ticket = await bot.handoff(conv, reason, "customer_request")
-        return {"status": bot.conversation(conv.id).status, "ticket_id": ticket or None}
+    return sse_response(events())
 
-    # --- console -----------------------------------------------------------------------------
 
-    @router.post("/v1/console/login")
-    async def login(body: Login, response: Response) -> Any:
-        token = console.login(bot, body.username, body.password)
-        out = JSONResponse({"token": token, "username": body.username})
-        out.set_cookie(
-            "console_token",
-            token,
-            httponly=True,
-            samesite="strict",
-            max_age=int(bot.config.token_ttl_seconds),
-        )
-        return out
+@router.get("/v1/support/conversations/{conversation_id}/events")
+async def events(
+    bot: Bot,
+    request: Request,
+    conv: Annotated[Any, Depends(customer)],
+    after: int | None = Query(default=None),
+    last_event_id: str | None = Header(default=None),
+) -> Any:
+    start = after if after is not None else int(last_event_id or 0)
 
-    @router.get("/v1/console/queue")
-    async def queue(agent: Annotated[str, Depends(agent_name)]) -> list[dict[str, Any]]:
-        return console.queue(bot)
+    async def stream() -> AsyncIterator[str]:
+        seen = start
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            rows = await bot.events_after(conv.id, seen, timeout=bot.heartbeat)
+            if not rows:
+                yield ": ping\n\n"
+            for seq, event in rows:
+                seen = seq
+                yield _sse({**event, "seq": seq})
 
-    @router.get("/v1/console/conversations/{conversation_id}")
-    async def detail(
-        agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
-    ) -> dict[str, Any]:
-        return console.conversation_detail(bot, conv)
+    return sse_response(stream())
 
-    @router.post("/v1/console/conversations/{conversation_id}/take")
-    async def take(
-        agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
-    ) -> dict[str, Any]:
-        await console.take(bot, conv, agent)
-        return {"status": "with_human", "assigned_to": agent}
 
-    @router.post("/v1/console/conversations/{conversation_id}/reply")
-    async def reply(
-        body: NewMessage,
-        agent: Annotated[str, Depends(agent_name)],
-        conv: Annotated[Any, Depends(convo)],
-    ) -> dict[str, Any]:
-        message_id = await console.reply(bot, conv, agent, body.text)
-        return {"message_id": message_id, "status": bot.conversation(conv.id).status}
+@router.get("/v1/support/conversations/{conversation_id}")
+async def get_conversation(bot: Bot, conv: Annotated[Any, Depends(customer)]) -> dict[str, Any]:
+    return {
+        "conversation_id": conv.id,
+        "status": conv.status,
+        "agent": conv.assigned_to,
+        "messages": console.transcript(bot, conv),
+        "tags": {k: v for k, v in conv.tags.items() if k != "ratings"},
+    }
 
-    @router.post("/v1/console/conversations/{conversation_id}/release")
-    async def release(
-        agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
-    ) -> dict[str, Any]:
-        await console.release(bot, conv)
-        return {"status": "bot"}
 
-    @router.post("/v1/console/conversations/{conversation_id}/close")
-    async def close(
-        agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
-    ) -> dict[str, Any]:
-        await console.close(bot, conv)
-        return {"status": "closed"}
+@router.post("/v1/support/conversations/{conversation_id}/feedback")
+async def feedback(
+    bot: Bot, body: Feedback, conv: Annotated[Any, Depends(customer)]
+) -> dict[str, Any]:
+    console.add_feedback(bot, conv, body.message_id, body.rating, body.comment)
+    return {"ok": True}
 
-    @router.patch("/v1/console/conversations/{conversation_id}/tags")
-    async def tags(
-        body: dict[str, Any],
-        agent: Annotated[str, Depends(agent_name)],
-        conv: Annotated[Any, Depends(convo)],
-    ) -> dict[str, Any]:
-        return console.set_tags(bot, conv, body)
 
-    @router.get("/v1/console/events")
-    async def console_events(
-        request: Request,
-        agent: Annotated[str, Depends(agent_name)],
-        after: int | None = Query(default=None),
-        last_event_id: str | None = Header(default=None),
-    ) -> Any:
-        start = after if after is not None else int(last_event_id or bot.db.last_console_seq())
-        key = "console:" + bot.tenant
+@router.post("/v1/support/conversations/{conversation_id}/handoff")
+async def handoff(
+    bot: Bot, body: HandoffRequest, conv: Annotated[Any, Depends(customer)]
+) -> dict[str, Any]:
+    reason = "customer clicked 'talk to a human'" + (f": {body.reason}" if body.reason else "")
+    ticket = await bot.handoff(conv, reason, "customer_request")
+    return {"status": bot.conversation(conv.id).status, "ticket_id": ticket or None}
 
-        async def stream() -> AsyncIterator[str]:
-            seen = start
-            yield ": connected\n\n"
-            while not await request.is_disconnected():
-                ev = bot.notifier.event(key)
+
+# --- console -----------------------------------------------------------------------------
+
+
+@router.post("/v1/console/login")
+async def login(bot: Bot, body: Login, response: Response) -> Any:
+    token = console.login(bot, body.username, body.password)
+    out = JSONResponse({"token": token, "username": body.username})
+    out.set_cookie(
+        "console_token",
+        token,
+        httponly=True,
+        samesite="strict",
+        max_age=int(bot.config.token_ttl_seconds),
+    )
+    return out
+
+
+@router.get("/v1/console/queue")
+async def queue(bot: Bot, agent: Annotated[str, Depends(agent_name)]) -> list[dict[str, Any]]:
+    return console.queue(bot)
+
+
+@router.get("/v1/console/conversations/{conversation_id}")
+async def detail(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
+) -> dict[str, Any]:
+    return console.conversation_detail(bot, conv)
+
+
+@router.post("/v1/console/conversations/{conversation_id}/take")
+async def take(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
+) -> dict[str, Any]:
+    await console.take(bot, conv, agent)
+    return {"status": "with_human", "assigned_to": agent}
+
+
+@router.post("/v1/console/conversations/{conversation_id}/reply")
+async def reply(
+    bot: Bot,
+    body: NewMessage,
+    agent: Annotated[str, Depends(agent_name)],
+    conv: Annotated[Any, Depends(convo)],
+) -> dict[str, Any]:
+    message_id = await console.reply(bot, conv, agent, body.text)
+    return {"message_id": message_id, "status": bot.conversation(conv.id).status}
+
+
+@router.post("/v1/console/conversations/{conversation_id}/release")
+async def release(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
+) -> dict[str, Any]:
+    await console.release(bot, conv)
+    return {"status": "bot"}
+
+
+@router.post("/v1/console/conversations/{conversation_id}/close")
+async def close(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], conv: Annotated[Any, Depends(convo)]
+) -> dict[str, Any]:
+    await console.close(bot, conv)
+    return {"status": "closed"}
+
+
+@router.patch("/v1/console/conversations/{conversation_id}/tags")
+async def tags(
+    bot: Bot,
+    body: dict[str, Any],
+    agent: Annotated[str, Depends(agent_name)],
+    conv: Annotated[Any, Depends(convo)],
+) -> dict[str, Any]:
+    return console.set_tags(bot, conv, body)
+
+
+@router.get("/v1/console/events")
+async def console_events(
+    bot: Bot,
+    request: Request,
+    agent: Annotated[str, Depends(agent_name)],
+    after: int | None = Query(default=None),
+    last_event_id: str | None = Header(default=None),
+) -> Any:
+    start = after if after is not None else int(last_event_id or bot.db.last_console_seq())
+    key = "console:" + bot.tenant
+
+    async def stream() -> AsyncIterator[str]:
+        seen = start
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            ev = bot.notifier.event(key)
+            rows = bot.db.console_events(bot.tenant, seen)
+            if not rows:
+                await bot.notifier.wait(ev, min(bot.heartbeat, 1.0))
                 rows = bot.db.console_events(bot.tenant, seen)
                 if not rows:
-                    await bot.notifier.wait(ev, min(heartbeat, 1.0))
-                    rows = bot.db.console_events(bot.tenant, seen)
-                    if not rows:
-                        yield ": ping\n\n"
-                for seq, event in rows:
-                    seen = seq
-                    yield _sse({**event, "seq": seq})
+                    yield ": ping\n\n"
+            for seq, event in rows:
+                seen = seq
+                yield _sse({**event, "seq": seq})
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=stream_headers)
+    return sse_response(stream())
 
-    @router.get("/v1/console/curated")
-    async def curated(agent: Annotated[str, Depends(agent_name)]) -> list[dict[str, Any]]:
-        return console.curated_list(bot)
 
-    @router.post("/v1/console/curated", status_code=201)
-    async def curated_add(
-        body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
-    ) -> dict[str, Any]:
-        return {"id": console.curated_save(bot, body.question, body.answer, body.variants)}
+@router.get("/v1/console/curated")
+async def curated(bot: Bot, agent: Annotated[str, Depends(agent_name)]) -> list[dict[str, Any]]:
+    return console.curated_list(bot)
 
-    @router.put("/v1/console/curated/{answer_id}")
-    async def curated_put(
-        answer_id: int, body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
-    ) -> dict[str, Any]:
-        return {
-            "id": console.curated_save(bot, body.question, body.answer, body.variants, answer_id)
-        }
 
-    @router.delete("/v1/console/curated/{answer_id}")
-    async def curated_del(
-        answer_id: int, agent: Annotated[str, Depends(agent_name)]
-    ) -> dict[str, Any]:
-        console.curated_delete(bot, answer_id)
-        return {"ok": True}
+@router.post("/v1/console/curated", status_code=201)
+async def curated_add(
+    bot: Bot, body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
+) -> dict[str, Any]:
+    return {"id": console.curated_save(bot, body.question, body.answer, body.variants)}
 
-    @router.get("/v1/console/review")
-    async def review(
-        agent: Annotated[str, Depends(agent_name)], status: str = Query(default="open")
-    ) -> list[dict[str, Any]]:
-        return console.review_list(bot, status)
 
-    @router.post("/v1/console/review/{review_id}/promote")
-    async def promote(
-        review_id: int, body: PromoteBody, agent: Annotated[str, Depends(agent_name)]
-    ) -> dict[str, Any]:
-        return {
-            "curated_id": console.review_promote(
-                bot, review_id, body.question, body.answer, body.variants
-            )
-        }
+@router.put("/v1/console/curated/{answer_id}")
+async def curated_put(
+    bot: Bot, answer_id: int, body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
+) -> dict[str, Any]:
+    return {"id": console.curated_save(bot, body.question, body.answer, body.variants, answer_id)}
 
-    @router.get("/v1/console/export")
-    async def export(
-        agent: Annotated[str, Depends(agent_name)], format: str = Query(default="jsonl")
-    ) -> Any:
-        body, media = records.export(bot, format)
-        return Response(
-            body,
-            media_type=media,
-            headers={"Content-Disposition": f'attachment; filename="conversations.{format}"'},
+
+@router.delete("/v1/console/curated/{answer_id}")
+async def curated_del(
+    bot: Bot, answer_id: int, agent: Annotated[str, Depends(agent_name)]
+) -> dict[str, Any]:
+    console.curated_delete(bot, answer_id)
+    return {"ok": True}
+
+
+@router.get("/v1/console/review")
+async def review(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], status: str = Query(default="open")
+) -> list[dict[str, Any]]:
+    return console.review_list(bot, status)
+
+
+@router.post("/v1/console/review/{review_id}/promote")
+async def promote(
+    bot: Bot, review_id: int, body: PromoteBody, agent: Annotated[str, Depends(agent_name)]
+) -> dict[str, Any]:
+    return {
+        "curated_id": console.review_promote(
+            bot, review_id, body.question, body.answer, body.variants
         )
+    }
 
-    @router.get("/v1/console/summary")
-    async def summary(agent: Annotated[str, Depends(agent_name)]) -> dict[str, Any]:
-        return records.summary(bot)
 
-    # --- channels ----------------------------------------------------------------------------
+@router.get("/v1/console/export")
+async def export(
+    bot: Bot, agent: Annotated[str, Depends(agent_name)], format: str = Query(default="jsonl")
+) -> Any:
+    body, media = records.export(bot, format)
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="conversations.{format}"'},
+    )
 
-    @router.post("/v1/channels/webhook")
-    async def webhook(request: Request) -> dict[str, Any]:
-        return await bot.webhook(
-            await request.body(),
-            request.headers.get("x-signature"),
-            request.headers.get("x-timestamp"),
-        )
 
-    @router.post("/v1/channels/feishu/events")
-    async def feishu(request: Request) -> dict[str, Any]:
-        return await bot.feishu(await request.body(), dict(request.headers))
+@router.get("/v1/console/summary")
+async def summary(bot: Bot, agent: Annotated[str, Depends(agent_name)]) -> dict[str, Any]:
+    return records.summary(bot)
 
-    return router
+
+# --- channels ----------------------------------------------------------------------------
+
+
+@router.post("/v1/channels/webhook")
+async def webhook(bot: Bot, request: Request) -> dict[str, Any]:
+    return await bot.webhook(
+        await request.body(),
+        request.headers.get("x-signature"),
+        request.headers.get("x-timestamp"),
+    )
+
+
+@router.post("/v1/channels/feishu/events")
+async def feishu(bot: Bot, request: Request) -> dict[str, Any]:
+    return await bot.feishu(await request.body(), dict(request.headers))
 
 
 def create_bot_app(bot: SupportBot, *, heartbeat: float = 15.0) -> Any:
-    """A FastAPI app serving only the bot's routes (tests, benchmarks, a bot on its own);
-    the main server mounts `create_bot_router` instead and maps errors itself."""
-    from fastapi import FastAPI
+    """An app serving the bot (its routes, its agent, the widget and console pages) on its own:
+    tests, benchmarks, a bot without other agents. `glm-agent serve` builds the same app."""
+    from glm_agent.serving._app import create_app
 
-    app = FastAPI(title="glm-agent support bot")
-    app.include_router(create_bot_router(bot, heartbeat=heartbeat))
-
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPProblem)
-        return JSONResponse(error_body(exc), status_code=exc.status, headers=exc.headers)
-
-    app.add_exception_handler(HTTPProblem, on_problem)
-    return app
+    bot.heartbeat = heartbeat
+    return create_app([bot.agent], support=bot)

@@ -1,4 +1,9 @@
-"""Handoff triggers (asking for a person, sensitive topics, large refunds) and ticket summaries."""
+"""Handoff triggers (asking for a person, sensitive topics), confirmation replies and ticket
+summaries.
+
+Money rules are not here: a refund over a limit is a rule on the facts a tool looks up
+(`{if: facts.total > 2000, then: review}` in the tool registry), never digits read from the
+customer's message."""
 
 from __future__ import annotations
 
@@ -8,11 +13,15 @@ from dataclasses import dataclass
 
 from glm_agent.serving.bot._config import HandoffConfig
 
-__all__ = ["HandoffTrigger", "detect_handoff", "extractive_summary", "is_confirmation"]
+__all__ = [
+    "HandoffTrigger",
+    "detect_handoff",
+    "extractive_summary",
+    "is_confirmation",
+    "is_refusal",
+]
 
 _LATIN = re.compile(r"^[\x00-\x7f]+$")
-_AMOUNT = re.compile(r"(?:¥|￥|rmb|cny|\$)?\s*(\d+(?:\.\d+)?)\s*(?:元|块|rmb|cny|yuan)?", re.I)
-_REFUND = re.compile(r"refund|退款|退钱", re.I)
 _ID = re.compile(r"\b[A-Z]{1,4}-?\d{3,}\b")
 
 
@@ -21,7 +30,7 @@ class HandoffTrigger:
     """Why a message goes to a human."""
 
     trigger: str
-    """`customer_request`, `sensitive_topic` or `refund_over_limit`."""
+    """`customer_request` or `sensitive_topic`."""
     reason: str
     """A short human-readable reason (shown in the ticket)."""
 
@@ -42,20 +51,21 @@ def detect_handoff(text: str, config: HandoffConfig) -> HandoffTrigger | None:
     for pattern in config.sensitive_patterns:
         if re.search(pattern, text, re.I):
             return HandoffTrigger("sensitive_topic", f"sensitive topic ({pattern!r})")
-    if config.refund_over is not None and _REFUND.search(text):
-        amounts = [float(m.group(1)) for m in _AMOUNT.finditer(text) if m.group(1)]
-        over = [a for a in amounts if a > config.refund_over]
-        if over:
-            return HandoffTrigger(
-                "refund_over_limit", f"refund of {max(over):g} over {config.refund_over:g}"
-            )
     return None
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[\s!！。.,，~～]+", " ", text).strip().lower()
 
 
 def is_confirmation(text: str, words: Sequence[str]) -> bool:
     """Whether `text` is an explicit yes (the whole reply is one of `words`, punctuation aside)."""
-    norm = re.sub(r"[\s!！。.,，~～]+", " ", text).strip().lower()
-    return norm in {w.lower() for w in words}
+    return _normal(text) in {w.lower() for w in words}
+
+
+def is_refusal(text: str, words: Sequence[str]) -> bool:
+    """Whether `text` is an explicit no (the whole reply is one of `words`, punctuation aside)."""
+    return _normal(text) in {w.lower() for w in words}
 
 
 def extractive_summary(

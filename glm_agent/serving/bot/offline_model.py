@@ -1,14 +1,20 @@
 """The offline model: a scripted stand-in for an LLM so the support example runs with no weights.
 
-It is not a language model. Each turn it follows fixed rules:
+It is not a language model. Each turn it follows fixed rules, in the customer's language (the
+language of their last message; one language per reply):
 
-- a tool result arrived → it reports the result (or the error) in the customer's language;
-- the message names an order id (`SO10023`, `A-1042`) → it calls the tool for the intent the
-  message's keywords show: `cancel_order`, `return_order`, `exchange_order`, `change_address`,
-  else `lookup_order`; a product SKU (`P-1001`) → `lookup_product`; an e-mail or mobile number
-  → `lookup_customer` (each only if the agent has a tool of that name);
-- retrieved passages are in the context → it answers with the first passage that shares enough
-  words (character bigrams for Chinese) with the message, cited by its number;
+- tool results arrived → it reports each in the tool's own templates (`done`, `refused.<code>`,
+  `declined`...; `glm_agent.serving.bot.replies`); after a successful verification it goes back
+  to what the customer asked before being asked to verify;
+- greetings and thanks → a short reply (they never count as an unanswered message);
+- the message carries an order number and a mobile number or e-mail → `verify_customer`;
+- an intent about an order (cancel, return, exchange, new address, where is it) → that tool,
+  for the order number in the message or, failing that, the last one of the conversation
+  ("它到哪了？" after a question about SO10023 is about SO10023);
+- a product code (`P-1001`) → `lookup_product`; "my orders" → `my_orders`;
+- retrieved passages are in the context → it answers with the best-ranked passage in the
+  customer's language that shares enough words with the question, cut at a whole sentence and
+  cited by its number;
 - the agent has a `search_knowledge` tool → it searches with the message;
 - otherwise it answers nothing, and the support bot asks the customer to rephrase (two in a row
   hand the conversation to a human).
@@ -27,84 +33,63 @@ from glm_agent.messages import (
     Message,
     SystemMessage,
     ToolCall,
+    ToolDefinition,
     ToolMessage,
     UserMessage,
 )
 from glm_agent.models.function import AgentInfo
 from glm_agent.serving.bot.curated import text_features
+from glm_agent.serving.bot.replies import language_of, outcome_text, whole_sentences
 
 __all__ = ["reply"]
 
-ORDER_ID = re.compile(r"\b([A-Z]{1,3}-?\d{4,})\b", re.I)
-SKU = re.compile(r"\b(P-\d{3,})\b", re.I)
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])([A-Z]{1,3}-?\d{4,})(?![0-9])", re.I)
+SKU = re.compile(r"(?<![A-Za-z0-9])(P-\d{3,})(?![0-9])", re.I)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-_CJK = re.compile(r"[\u3400-\u9fff]")
 _PASSAGE = re.compile(r"\n\[(\d+)\] ([^\n]*)\n(.*?)(?=\n\[\d+\] |\n</context>|\Z)", re.S)
 _INTENTS: list[tuple[str, re.Pattern[str]]] = [
-    ("cancel_order", re.compile(r"取消|cancel", re.I)),
+    ("cancel_order", re.compile(r"取消|不要了|cancel", re.I)),
     ("return_order", re.compile(r"退货|退款|退回|\breturn|\brefund", re.I)),
-    ("exchange_order", re.compile(r"换货|调换|更换|exchange|swap", re.I)),
+    ("exchange_order", re.compile(r"换货|调换|更换|换一个|exchange|swap|replace", re.I)),
     ("change_address", re.compile(r"地址|address", re.I)),
+    (
+        "lookup_order",
+        re.compile(r"到哪|物流|快递|状态|查询|查一下|发货了|where|status|track|arriv", re.I),
+    ),
 ]
-_ADDRESS = re.compile(r"(?:改为|改成|换成|to|:|：)\s*(.+)$", re.I)
-_FIELD_NAMES_ZH = {
-    "order_id": "订单号",
-    "status": "状态",
-    "items": "商品",
-    "total": "金额",
-    "address": "地址",
-    "created_at": "下单时间",
-    "eta": "预计送达",
-    "name": "名称",
-    "price": "价格",
-    "stock": "库存",
-    "ticket_id": "工单号",
-    "customer_id": "客户编号",
-    "message": "说明",
+_MY_ORDERS = re.compile(r"我的订单|所有订单|哪些订单|my orders|all (of )?my orders", re.I)
+_ADDRESS = re.compile(r"(?:改为|改成|换成|改到|寄到|\bto\b|:|：)\s*(.+)$", re.I)
+_GREETING = re.compile(
+    r"^\s*(你好|您好|嗨|在吗|在不在|哈喽|hi|hello|hey|good (morning|afternoon|evening))"
+    r"[\s!！。.,，~？?]*$",
+    re.I,
+)
+_THANKS = re.compile(
+    r"^\s*(谢谢|多谢|感谢|好的谢谢|thanks?( a lot| so much)?|thank you( very much)?|ok,? thanks)"
+    r"[\s!！。.,，~]*$",
+    re.I,
+)
+_SMALL_TALK = {
+    "greeting": {
+        "zh": "您好！我可以帮您查询订单、办理退换货、解答常见问题，请问有什么需要？",
+        "en": "Hello! I can look up orders, handle returns and exchanges, and answer questions. "
+        "How can I help?",
+    },
+    "thanks": {
+        "zh": "不客气！还有其他需要帮忙的吗？",
+        "en": "You're welcome! Is there anything else I can help with?",
+    },
 }
 
-
-def _zh(text: str) -> bool:
-    return bool(_CJK.search(text))
+MIN_OVERLAP = 0.25
+"""Share of the question's words / character bigrams a passage must contain to be answered with."""
+PASSAGE_CHARS = 320
+"""Longest passage excerpt given as an answer (cut back to a whole sentence)."""
 
 
 def _call(name: str, args: dict[str, Any]) -> AssistantMessage:
     return AssistantMessage(tool_calls=(ToolCall.from_args(name, args),))
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, list):
-        return "; ".join(_format_value(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
-
-
-def _report(result: ToolMessage, zh: bool) -> str:
-    if result.is_error:
-        if "not approved" in result.content:
-            return "好的，已取消该操作。" if zh else "OK, I have not done it."
-        return (
-            f"抱歉，操作没有成功：{result.content}"
-            if zh
-            else f"Sorry, that did not work: {result.content}"
-        )
-    try:
-        data = json.loads(result.content)
-    except ValueError:
-        return result.content
-    if not isinstance(data, dict):
-        return _format_value(data)
-    if "message" in data and len(data) <= 2:
-        return str(data["message"])
-    names = _FIELD_NAMES_ZH if zh else {}
-    lines = [f"{names.get(k, k)}: {_format_value(v)}" for k, v in data.items()]
-    return ("查询结果：\n" if zh else "Here is what I found:\n") + "\n".join(lines)
-
-
-MIN_OVERLAP = 0.3
-"""Share of the question's words / character bigrams a passage must contain to be answered with."""
 
 
 def _overlap(question: str, passage: str) -> float:
@@ -114,69 +99,168 @@ def _overlap(question: str, passage: str) -> float:
     return len(q & set(text_features(passage))) / len(q)
 
 
-def _best(question: str, found: list[tuple[str, str, str]]) -> str:
-    for n, label, body in found:
-        if _overlap(question, label + " " + body) >= MIN_OVERLAP:
-            return f"{body[:400]} [{n}]"
-    return ""
-
-
 def _passages(messages: list[Message]) -> list[tuple[str, str, str]]:
-    for m in reversed(messages):
+    """(number, label, text) of the passages retrieved for the customer's last message: the
+    context placed right before it, or a `search_knowledge` result after it (passages of
+    earlier turns stay in the transcript but answer earlier questions)."""
+    last = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=-1)
+    window = messages[last + 1 :][::-1] + ([messages[last - 1]] if last > 0 else [])
+    for m in window:
         if isinstance(m, SystemMessage | ToolMessage) and "<context>" in (m.content or ""):
             return [(n, label, body.strip()) for n, label, body in _PASSAGE.findall(m.content)]
     return []
 
 
-def _tool_for(text: str, tools: list[str]) -> AssistantMessage | None:
-    # SKUs first: "P-1003" would also pass as an order id.
+def _best(question: str, found: list[tuple[str, str, str]], lang: str) -> str:
+    """The best-ranked relevant passage, in the customer's language when one is."""
+    relevant = [p for p in found if _overlap(question, p[1] + " " + p[2]) >= MIN_OVERLAP]
+    same = [p for p in relevant if language_of(p[2], lang) == lang]
+    for n, _, body in same or relevant:
+        return f"{whole_sentences(body, PASSAGE_CHARS)} [{n}]"
+    return ""
+
+
+def _args(call: ToolCall) -> dict[str, Any]:
+    try:
+        return call.args_dict()
+    except ValueError:
+        return {}
+
+
+def _calls_by_id(messages: list[Message]) -> dict[str, ToolCall]:
+    return {c.id: c for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls}
+
+
+def _report(
+    messages: list[Message], results: list[ToolMessage], tools: dict[str, ToolDefinition], lang: str
+) -> AssistantMessage | str:
+    calls = _calls_by_id(messages)
+    texts = []
+    for result in results:
+        call = calls.get(result.tool_call_id)
+        name = result.name or (call.name if call else "")
+        args = _args(call) if call else {}
+        definition = tools.get(name)
+        if name == "search_knowledge":
+            texts.append(_best(_last_user(messages), _passages([result]), lang))
+            continue
+        if not result.is_error:
+            if definition is not None and definition.templates.get("done"):
+                texts.append(outcome_text(definition, name, "done", lang, args, result.content))
+            else:
+                texts.append(outcome_text(definition, name, "done", lang, args))
+            if name == "verify_customer":
+                resumed = _blocked_call(messages)
+                if resumed is not None:
+                    return resumed
+            continue
+        if result.content.startswith("the call was not approved"):
+            texts.append(outcome_text(definition, name, "declined", lang, args))
+        elif result.content.startswith("{"):
+            data = json.loads(result.content)
+            situation = "failed" if data.get("error") == "tool_failed" else "refused"
+            texts.append(outcome_text(definition, name, situation, lang, args, data))
+        else:
+            texts.append(outcome_text(definition, name, "failed", lang, args))
+    return "\n".join(t for t in texts if t)
+
+
+def _blocked_call(messages: list[Message]) -> AssistantMessage | None:
+    """The call that was denied for want of a verified customer, to make again once verified."""
+    calls = _calls_by_id(messages)
+    for m in reversed(messages):
+        if isinstance(m, UserMessage):
+            continue
+        if isinstance(m, ToolMessage) and m.is_error and '"identity_required"' in m.content:
+            call = calls.get(m.tool_call_id)
+            if call is not None:
+                return _call(call.name, _args(call))
+    return None
+
+
+def _last_user(messages: list[Message]) -> str:
+    return next((m.content for m in reversed(messages) if isinstance(m, UserMessage)), "")
+
+
+def _last_order(messages: list[Message]) -> str | None:
+    """The order the conversation is about: the newest order number in the customer's messages
+    or in the calls made for them."""
+    for m in reversed(messages):
+        if isinstance(m, UserMessage):
+            found = [o for o in ORDER_ID.findall(m.content) if not SKU.fullmatch(o)]
+            if found:
+                return str(found[-1]).upper()
+        elif isinstance(m, AssistantMessage):
+            for c in m.tool_calls:
+                order = _args(c).get("order_id")
+                if isinstance(order, str):
+                    return str(order).upper()
+    return None
+
+
+def _order_call(text: str, order: str, tools: list[str]) -> AssistantMessage | None:
+    for name, pattern in _INTENTS:
+        if name not in tools or not pattern.search(text):
+            continue
+        args: dict[str, Any] = {"order_id": order}
+        if name in ("return_order", "exchange_order"):
+            args["reason"] = text
+        if name == "change_address":
+            tail = _ADDRESS.search(text.split(order)[-1])
+            if tail is None:
+                continue
+            args["new_address"] = tail.group(1).strip()
+        return _call(name, args)
+    return None
+
+
+def _tool_for(text: str, messages: list[Message], tools: list[str]) -> AssistantMessage | None:
+    # SKUs first: "P-1003" would also pass as an order number.
     if (m := SKU.search(text)) is not None and "lookup_product" in tools:
         return _call("lookup_product", {"sku": m.group(1).upper()})
-    if (m := ORDER_ID.search(text)) is not None:
-        order = m.group(1).upper()
-        for name, pattern in _INTENTS:
-            if name in tools and pattern.search(text):
-                args: dict[str, Any] = {"order_id": order}
-                if name in ("return_order", "exchange_order"):
-                    args["reason"] = text
-                if name == "change_address":
-                    tail = _ADDRESS.search(text[m.end() :])
-                    if tail is None:
-                        continue
-                    args["new_address"] = tail.group(1).strip()
-                return _call(name, args)
-        if "lookup_order" in tools:
-            return _call("lookup_order", {"order_id": order})
+    orders = [o.upper() for o in ORDER_ID.findall(text) if not SKU.fullmatch(o)]
     contact = EMAIL.search(text) or PHONE.search(text)
-    if contact is not None and "lookup_customer" in tools:
-        return _call("lookup_customer", {"contact": contact.group(0)})
+    if orders and contact is not None and "verify_customer" in tools:
+        return _call("verify_customer", {"order_id": orders[0], "contact": contact.group(0)})
+    if _MY_ORDERS.search(text) and not orders and "my_orders" in tools:
+        return _call("my_orders", {})
+    order = orders[0] if orders else _last_order(messages[:-1])
+    if order is not None:
+        call = _order_call(text, order, tools)
+        if call is not None:
+            return call
+        if orders and "lookup_order" in tools:  # just an order number: look it up
+            return _call("lookup_order", {"order_id": order})
     return None
 
 
 def reply(messages: list[Message], info: AgentInfo) -> AssistantMessage | str:
     """One turn of the offline model (see the module docstring for its rules)."""
-    users = [m.content for m in messages if isinstance(m, UserMessage)]
-    text = users[-1] if users else ""
-    zh = _zh(text)
+    text = _last_user(messages)
+    lang = language_of(text)
     last = messages[-1] if messages else None
+    tools = {d.name: d for d in info.tools}
     if isinstance(last, ToolMessage):
-        if last.name == "search_knowledge":
-            return _best(text, _passages([last]))
-        results = []
+        results: list[ToolMessage] = []
         for m in reversed(messages):
             if not isinstance(m, ToolMessage):
                 break
-            results.append(_report(m, zh))
-        return "\n\n".join(reversed(results))
-    if isinstance(last, SystemMessage) and not users:
-        # A summary request (handoff tickets, context compaction) is answered extractively.
-        return ""
-    call = _tool_for(text, info.tool_names)
+            results.append(m)
+        return _report(messages, results[::-1], tools, lang)
+    first = messages[0] if messages else None
+    if isinstance(first, SystemMessage) and first.content.startswith("Summarise"):
+        # A summary request (context compaction, a handoff ticket): the customer's own lines.
+        lines = [ln for ln in text.splitlines() if ln.startswith(("user:", "customer:"))]
+        return "\n".join(lines[-6:])
+    for kind, pattern in (("greeting", _GREETING), ("thanks", _THANKS)):
+        if pattern.match(text):
+            return _SMALL_TALK[kind][lang]
+    call = _tool_for(text, messages, info.tool_names)
     if call is not None:
         return call
     found = _passages(messages)
     if found:
-        return _best(text, found)
+        return _best(text, found, lang)
     if "search_knowledge" in info.tool_names:
         return _call("search_knowledge", {"query": text})
     return ""
