@@ -103,5 +103,13 @@ def create(path: str | Path = DEFAULT_PATH) -> Path:
     return path
 
 
+def reset() -> Path:
+    """Restore the store the tools use (`CS_STORE_DB`, else the default path) to its seed;
+    `glm-agent support reset-demo agent.yaml` calls it (support.yaml's `demo_reset`)."""
+    import os
+
+    return create(os.environ.get("CS_STORE_DB") or DEFAULT_PATH)
+
+
 if __name__ == "__main__":
     print(create(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_PATH))

@@ -63,6 +63,40 @@ def summary(agent_yaml: AgentYaml) -> None:
         bot.close()
 
 
+@app.command("reset-demo")
+def reset_demo(
+    agent_yaml: AgentYaml,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+) -> None:
+    """Restore a demo: its own data (support.yaml's `demo_reset`), and no conversations.
+
+    Deletes the bot's conversations, tickets, review items and the sessions of its tenant;
+    curated answers and console accounts stay.
+    """
+    from glm_agent._sync_bridge import run_sync
+    from glm_agent.serving.bot import SupportBot
+    from glm_agent.tools._yaml_build import import_object
+
+    if not yes:
+        typer.confirm(f"Delete every conversation of the bot of {agent_yaml}?", abort=True)
+    bot = SupportBot.from_yaml(agent_yaml, prepare=False)
+    try:
+        if bot.config.demo_reset:
+            restored = import_object(bot.config.demo_reset, agent_yaml.resolve().parent)()
+            typer.echo(f"demo data restored: {restored}")
+        deleted = bot.db.clear_conversations(bot.tenant)
+
+        async def sessions() -> int:
+            infos = await bot.store.list_sessions(bot.tenant, limit=10**9)
+            for info in infos:
+                await bot.store.delete(bot.tenant, info.session_id)
+            return len(infos)
+
+        typer.echo(f"{deleted} conversation(s) and {run_sync(sessions())} session(s) deleted")
+    finally:
+        bot.close()
+
+
 def support_turns(agent_yaml: Path, session: str | None, lines: Any) -> None:
     """Run customer messages through the support bot of `agent_yaml` (the CLI door of the one
     support pipeline: the same curated answers, policies, confirmations, handoff and records

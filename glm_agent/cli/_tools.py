@@ -20,6 +20,19 @@ app = typer.Typer(
 RegistryOption = Annotated[
     Path, typer.Option("--registry", "-r", help="The registry file.", show_default=True)
 ]
+RegistryArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help="The registry file (or give it with -r; default: tools.yaml).", show_default=False
+    ),
+]
+
+
+def _registry(positional: Path | None, option: Path) -> Path:
+    """The registry named positionally (`tools validate tools.yaml`) or with -r."""
+    return positional if positional is not None else option
+
+
 EnvOption = Annotated[
     str | None,
     typer.Option("--env", "-e", help="Environment overrides to apply (default: $GLM_AGENT_ENV)."),
@@ -28,6 +41,7 @@ EnvOption = Annotated[
 
 @app.command("list")
 def list_tools(
+    file: RegistryArgument = None,
     registry: RegistryOption = Path("tools.yaml"),
     env: EnvOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print OpenAI tool JSON.")] = False,
@@ -35,7 +49,7 @@ def list_tools(
     """List the tools of a registry."""
     from glm_agent.tools import load_registry, to_openai_tools
 
-    reg = load_registry(registry, environment=env)
+    reg = load_registry(_registry(file, registry), environment=env)
     if as_json:
         typer.echo(json.dumps(to_openai_tools(reg), indent=2, ensure_ascii=False))
         return
@@ -48,11 +62,15 @@ def list_tools(
 
 
 @app.command()
-def validate(registry: RegistryOption = Path("tools.yaml"), env: EnvOption = None) -> None:
+def validate(
+    file: RegistryArgument = None,
+    registry: RegistryOption = Path("tools.yaml"),
+    env: EnvOption = None,
+) -> None:
     """Load a registry and report the first problem (file:line (key): message)."""
     from glm_agent.tools import load_registry
 
-    reg = load_registry(registry, environment=env)
+    reg = load_registry(_registry(file, registry), environment=env)
     typer.echo(f"ok: {len(reg)} tool(s) in {', '.join(reg.sources)}")
 
 

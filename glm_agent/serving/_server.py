@@ -110,6 +110,31 @@ def _support_bot(paths: Sequence[str | Path], served: Sequence[Any]) -> Any:
     return SupportBot.from_yaml(path, agent=agent.agent)
 
 
+def startup_banner(paths: Sequence[str | Path], host: str, port: int) -> str:
+    """What `glm-agent serve` prints first: where each door of the served agents is."""
+    import yaml
+
+    from glm_agent.serving.bot import find_support_config
+
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    names = []
+    for p in paths:
+        try:
+            names.append(str((yaml.safe_load(Path(p).read_text(encoding="utf-8")) or {})["name"]))
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            names.append(Path(p).stem)
+    lines = [f"glm-agent: serving {', '.join(names)} on {base}"]
+    if any(find_support_config(p) for p in paths):
+        lines += [
+            f"  customers (the widget):  {base}/widget-demo",
+            f"  human agents (console):  {base}/console",
+        ]
+    lines.append(f"  OpenAI-compatible API:   {base}/v1   (model: {names[0]})")
+    lines.append(f"  agent API and docs:      {base}/docs")
+    return "\n".join(lines)
+
+
 def app_from_env() -> FastAPI:
     """The app described by `$GLM_AGENT_SERVE` (how `serve` hands its arguments to workers)."""
     spec = json.loads(os.environ[_ENV_VAR])
@@ -142,6 +167,7 @@ def serve(
     except ImportError:
         raise MissingDependencyError("uvicorn", "serve", "glm-agent serve") from None
     configure_logging(log_level)
+    print(startup_banner(paths, host, port), flush=True)
     if workers > 1:
         # Workers are separate processes: they rebuild the app from the same arguments.
         os.environ[_ENV_VAR] = json.dumps(

@@ -37,6 +37,8 @@ def make_bot(tmp: Path) -> Any:
     config = SupportConfig(
         database=str(tmp / "support.db"),
         console_accounts={AGENT_USER: hash_password(AGENT_PASSWORD)},
+        # The demo page names no title: the widget shows the bot's own name.
+        display_name={"zh": "Acme 客服", "en": "Acme Support"},
         # The scripted model would answer the summary prompt like a question.
         handoff=HandoffConfig(summary="extractive"),
     )

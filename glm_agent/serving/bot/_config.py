@@ -140,6 +140,8 @@ class SupportConfig(_Strict):
 
     tenant: str = "default"
     """The tenant all of this bot's conversations, tickets and answers belong to."""
+    display_name: str | dict[str, str] = "Support"
+    """The name customers see (the widget's title), one or by locale: `{zh: 竹巷生活, en: ...}`."""
     database: str | None = None
     """The bot's SQLite database (default `.glm-agent/support.db` beside the config)."""
     greeting: dict[str, str] = Field(
@@ -174,6 +176,9 @@ class SupportConfig(_Strict):
     """How long a console login lasts."""
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     """Webhook and IM channels."""
+    demo_reset: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    """`module:function` (found beside the agent.yaml) that restores a demo's own data, called
+    by `glm-agent support reset-demo` before it clears the bot's conversations."""
 
     def database_path(self, base_dir: Path) -> Path:
         """The bot database's path, relative paths taken from `base_dir`."""

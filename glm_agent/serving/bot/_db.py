@@ -457,3 +457,14 @@ class BotDB:
     def has_curated(self, tenant: str) -> bool:
         """Whether the tenant has any curated answer."""
         return bool(self._query("SELECT 1 FROM curated WHERE tenant=? LIMIT 1", (tenant,)))
+
+    def clear_conversations(self, tenant: str) -> int:
+        """Delete the tenant's conversations with their events, tickets, review items, channel
+        de-duplication and call counts (curated answers and accounts stay); how many
+        conversations."""
+        with self.tx() as db:
+            n = db.execute("DELETE FROM conversations WHERE tenant=?", (tenant,)).rowcount
+            for table in ("events", "tickets", "review", "dedupe", "policy_calls"):
+                db.execute(f"DELETE FROM {table} WHERE tenant=?", (tenant,))
+            db.execute("DELETE FROM console_events WHERE tenant=?", (tenant,))
+        return int(n)

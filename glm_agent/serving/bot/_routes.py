@@ -103,6 +103,14 @@ def convo(bot: Bot, conversation_id: str) -> Any:
 # --- customers ---------------------------------------------------------------------------
 
 
+@router.get("/v1/support/info")
+async def info(bot: Bot) -> dict[str, Any]:
+    """What the widget shows before a conversation starts: the bot's name and greetings."""
+    name = bot.config.display_name
+    names = name if isinstance(name, dict) else {"zh": name, "en": name}
+    return {"name": next(iter(names.values()), "Support"), "names": names}
+
+
 @router.post("/v1/support/conversations", status_code=201)
 async def create(bot: Bot, body: NewConversation) -> dict[str, Any]:
     conv, token, greeting = await bot.create_conversation(body.channel, None, body.locale)

@@ -204,13 +204,22 @@
     $("detail-body").hidden = false;
     $("detail-error").textContent = "";
     $("detail-title").textContent = "Conversation " + d.conversation_id.slice(0, 8);
-    var meta = [STATUS[d.status] || d.status, d.channel, d.customer_id, d.assigned_to ? "assigned to " + d.assigned_to : null];
+    var meta = [STATUS[d.status] || d.status, d.channel,
+      d.verified_customer ? "verified customer " + d.verified_customer : "not verified",
+      d.assigned_to ? "assigned to " + d.assigned_to : null];
     $("detail-meta").textContent = meta.filter(Boolean).join(" · ");
     var ticket = d.ticket;
     $("ticket").hidden = !ticket;
+    var notes = (d.notes || []).map(function (n) {
+      return "\u2022 " + (n.tool ? n.tool + " " + (n.status || "") + ": " : n.type + ": ") +
+        (n.detail || n.customer_id || "");
+    });
     if (ticket) {
       $("ticket").textContent = "Ticket #" + ticket.id + " — " + (ticket.reason || "handoff") +
-        (ticket.summary ? "\n" + ticket.summary : "");
+        (ticket.summary ? "\n" + ticket.summary : "") + (notes.length ? "\n" + notes.join("\n") : "");
+    } else if (notes.length) {
+      $("ticket").hidden = false;
+      $("ticket").textContent = notes.join("\n");
     }
     var log = $("transcript");
     var stick = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
@@ -390,7 +399,9 @@
       Object.keys(s || {}).forEach(function (k) {
         var v = s[k];
         if (v !== null && typeof v === "object") return;
-        var shown = typeof v === "number" && /rate|csat/.test(k) && v <= 1 && !/csat/.test(k)
+        // No data yet (no ratings, no conversations): a dash, never "null".
+        var shown = v === null || v === undefined ? "\u2014"
+          : typeof v === "number" && /rate/.test(k) && v <= 1
           ? (v * 100).toFixed(1) + "%" : typeof v === "number" ? String(Math.round(v * 100) / 100) : String(v);
         dl.appendChild(el("div", {}, [el("dt", { text: k.replace(/_/g, " ") }), el("dd", { text: shown })]));
       });

@@ -16,6 +16,7 @@
   var data = (script && script.dataset) || {};
   var server = (data.server || (script && script.src ? new URL(script.src).origin : location.origin))
     .replace(/\/+$/, "");
+  // The page's data-title, else the bot's own name (GET /v1/support/info), else "Support".
   var title = data.title || "Support";
   // The API speaks zh and en: data-locale="zh-CN" or a Chinese browser gets zh.
   var locale = /^zh/i.test(data.locale || navigator.language || "") ? "zh" : "en";
@@ -143,6 +144,13 @@
   var badge = el("span", { class: "badge", hidden: "" });
   launcher.appendChild(badge);
   var heading = el("h2", { id: "glm-title", text: title });
+  if (!data.title) {
+    fetch(server + "/v1/support/info").then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (info) {
+        var name = info && (info.names && info.names[locale] || info.name);
+        if (name) heading.textContent = name;
+      }).catch(function () { /* keep the default */ });
+  }
   var statusLine = el("div", { class: "status", role: "status", text: T.bot });
   var closeBtn = el("button", { class: "icon", type: "button", "aria-label": T.close });
   closeBtn.innerHTML = ICON_CLOSE;
