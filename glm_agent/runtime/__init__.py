@@ -1,5 +1,6 @@
 """Local GLM inference: transformers model classes, xformers attention, static KV cache,
-chunked prefill, sampling, streaming and static batching.
+chunked prefill, sampling, streaming, static batching and prefix reuse (the K/V of earlier
+requests' prompts and outputs, kept within a memory budget: see docs/runtime.md).
 
 ```python
 from glm_agent.runtime import Engine, SamplingParams, load_model
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         load_model,
         read_model_config,
     )
+    from glm_agent.runtime.prefix_cache import PrefixCache, PrefixCacheStats, PrefixMatch
     from glm_agent.runtime.sampling import SamplingParams, sample_next
     from glm_agent.runtime.tiny import GLM4_VOCAB_SIZE, tiny_config, tiny_glm
     from glm_agent.runtime.xformers_attention import BiasPlan, choose_bias, register_xformers
@@ -59,6 +61,9 @@ __all__ = [
     "IncrementalText",
     "LoadedModel",
     "LogitsHook",
+    "PrefixCache",
+    "PrefixCacheStats",
+    "PrefixMatch",
     "SamplingParams",
     "StopStrings",
     "TokenStep",
@@ -89,6 +94,9 @@ _WHERE = {
     "IncrementalText": "detokenize",
     "LoadedModel": "loading",
     "LogitsHook": "engine",
+    "PrefixCache": "prefix_cache",
+    "PrefixCacheStats": "prefix_cache",
+    "PrefixMatch": "prefix_cache",
     "SamplingParams": "sampling",
     "StopStrings": "detokenize",
     "TokenStep": "engine",

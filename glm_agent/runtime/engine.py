@@ -1,5 +1,6 @@
 """The generation engine: static KV cache, chunked prefill, last-position logits, sampling,
-stop tokens and strings, streaming, cancellation and static batching (left padding).
+stop tokens and strings, streaming, cancellation, static batching (left padding) and prefix
+reuse (the K/V of earlier requests' prompts and outputs, see `prefix_cache`).
 
 In the style of gpt-fast: `prefill` and `decode_step` are plain functions over a transformers
 causal LM and a preallocated `StaticCache`; `Engine` only strings them together per request.
@@ -13,10 +14,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from glm_agent.runtime.budget import ContextBudget, context_budget
+from glm_agent.runtime.budget import ContextBudget, context_budget, free_memory_bytes
 from glm_agent.runtime.detokenize import IncrementalText, StopStrings
+from glm_agent.runtime.prefix_cache import (
+    PrefixCache,
+    PrefixMatch,
+    keep_sequences,
+    load_prefixes,
+)
 from glm_agent.runtime.sampling import SamplingParams, sample_next
-from glm_agent.runtime.transformers_compat import cache_capacity, cache_kwargs, new_static_cache
+from glm_agent.runtime.transformers_compat import (
+    cache_capacity,
+    cache_kwargs,
+    new_static_cache,
+    seek_static_cache,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -73,22 +85,36 @@ def prefill(
     positions: torch.Tensor,
     chunk: int,
     cancel: threading.Event | None = None,
+    *,
+    start: int = 0,
 ) -> torch.Tensor | None:
     """Write the prompt into the cache in chunks; return the last position's logits `[B, V]`.
 
     Attention per chunk is over `[chunk, cached + chunk]`, so memory grows linearly with the
     prompt. Returns None when cancelled between chunks.
+
+    Args:
+        model: The causal LM.
+        ids: `[B, T]` tokens to write at cache slots `[start, start + T)`.
+        cache: Its static cache; slots below `start` already hold K/V (a reused prefix).
+        padding: `[B, S]` bool over cache slots (True: real token), or None.
+        positions: `[B, T]` position ids of `ids`.
+        chunk: Tokens per forward pass.
+        cancel: Checked between chunks.
+        start: The first slot written.
     """
     import torch
 
     t = ids.shape[1]
+    if start:
+        seek_static_cache(cache, start)
     logits: torch.Tensor | None = None
-    for start in range(0, t, chunk):
+    for a in range(0, t, chunk):
         if cancel is not None and cancel.is_set():
             return None
-        end = min(start + chunk, t)
-        slots = torch.arange(start, end, device=ids.device)
-        logits = _forward(model, ids[:, start:end], cache, padding, positions[:, start:end], slots)
+        b = min(a + chunk, t)
+        slots = torch.arange(start + a, start + b, device=ids.device)
+        logits = _forward(model, ids[:, a:b], cache, padding, positions[:, a:b], slots)
     return logits
 
 
@@ -126,6 +152,7 @@ class GenerationResult:
         finish_reason: `stop` (stop token or string), `length` or `cancelled`.
         prompt_tokens: Prompt length in tokens.
         stop_token_id: The stop token that ended it, if one did.
+        cached_tokens: Prompt tokens whose K/V came from the prefix cache (not prefilled).
     """
 
     token_ids: list[int] = field(default_factory=list)
@@ -133,6 +160,7 @@ class GenerationResult:
     finish_reason: FinishReason = "length"
     prompt_tokens: int = 0
     stop_token_id: int | None = None
+    cached_tokens: int = 0
 
 
 class Engine:
@@ -147,9 +175,12 @@ class Engine:
         pad_token_id: Id used for left padding in batches.
         memory_limit: Memory to plan the context budget with; None: the device's free memory,
             measured before every request.
-        reuse_cache: Keep KV caches (in 1024-slot buckets) between requests and reset them
-            instead of allocating; default: on when decode is compiled, so compiled graphs
-            and CUDA graphs see the same cache addresses each time.
+        reuse_cache: Keep KV cache buffers (in 1024-slot buckets) between requests and reset
+            them instead of allocating; default: on when decode is compiled, so compiled
+            graphs and CUDA graphs see the same cache addresses each time.
+        prefix_cache_bytes: Most bytes of K/V the prefix cache keeps between requests (a new
+            request prefills only what follows its longest cached prefix); 0 turns prefix
+            reuse off; None: a quarter of `memory_limit`, or of the device's free memory now.
     """
 
     def __init__(
@@ -163,6 +194,7 @@ class Engine:
         pad_token_id: int = 0,
         memory_limit: int | None = None,
         reuse_cache: bool | None = None,
+        prefix_cache_bytes: int | None = None,
     ) -> None:
         self.model = model
         self.decode = decode
@@ -183,6 +215,13 @@ class Engine:
         compiled = self._decode_fn is not decode_step
         self.reuse_cache = compiled if reuse_cache is None else reuse_cache
         self._caches: dict[tuple[int, int], Any] = {}
+        if prefix_cache_bytes is None:
+            free = memory_limit if memory_limit is not None else free_memory_bytes(self.device)
+            prefix_cache_bytes = free // 4
+        self.prefix_cache: PrefixCache | None = (
+            PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        )
+        """K/V kept between requests (None: prefix reuse is off)."""
         log.info(
             "engine on %s (%s), attention backend: %s", self.device, self.dtype, attention_backend
         )
@@ -200,10 +239,30 @@ class Engine:
         return cache
 
     def budget(self) -> ContextBudget:
-        """The context budget of this model on its device, measured now."""
-        return context_budget(
-            self.model.config, self.dtype, self.device, free_bytes=self.memory_limit
-        )
+        """The context budget of this model on its device, measured now.
+
+        Memory held by the prefix cache counts as free: a request that needs it evicts
+        prefixes (`make_room`) rather than being refused.
+        """
+        free = self.memory_limit
+        if free is None and self.prefix_cache is not None and self.prefix_cache.bytes:
+            free = free_memory_bytes(self.device) + self.prefix_cache.bytes
+        return context_budget(self.model.config, self.dtype, self.device, free_bytes=free)
+
+    def make_room(self, tokens: int) -> None:
+        """Evict cached prefixes until `tokens` of request context fit in free memory.
+
+        Only with a measured budget (`memory_limit` None): a given limit plans request K/V
+        alone, and the prefix cache's own cap comes on top of it.
+        """
+        store = self.prefix_cache
+        if store is None or self.memory_limit is not None or not store.bytes:
+            return
+        free = free_memory_bytes(self.device)
+        bare = context_budget(self.model.config, self.dtype, self.device, free_bytes=free)
+        missing = bare.missing_bytes(tokens)
+        if missing > 0:
+            store.evict(missing)
 
     def generate(
         self,
@@ -271,14 +330,42 @@ class _Run:
         self.prompts = [list(p) for p in prompts]
         self.results = [GenerationResult(prompt_tokens=len(p)) for p in self.prompts]
         self.max_new = max(p.max_new_tokens for p in self.params)
+        self.matches: list[PrefixMatch] = []  # the cached prefixes this batch started from
         # Refuse before allocating anything: a clear ContextLengthError, never an OOM.
         engine.budget().check(max(map(len, self.prompts)), self.max_new, b)
+        engine.make_room(b * (max(map(len, self.prompts)) + self.max_new))
 
     def __iter__(self) -> Iterator[TokenStep]:
         import torch
 
         with torch.inference_mode():
             yield from self._steps()
+
+    def _reuse(self, cache: Any) -> int:
+        """Copy cached prefixes into `cache`; returns the first slot to prefill."""
+        store = self.engine.prefix_cache
+        if store is None:
+            return 0
+        start, self.matches = load_prefixes(store, self.engine.model, cache, self.prompts)
+        longest = max(map(len, self.prompts))
+        for p, res in zip(self.prompts, self.results, strict=True):
+            res.cached_tokens = max(0, start - (longest - len(p)))
+        return start
+
+    def _keep(self, cache: Any, generated: list[list[int]], fed: list[int]) -> None:
+        """Leave each finished row's prompt and fed-back tokens in the prefix cache."""
+        store = self.engine.prefix_cache
+        if store is None:
+            return
+        longest = max(map(len, self.prompts))
+        rows: list[tuple[int, list[int]] | None] = [
+            (longest - len(p), p + g[:n]) if res.finish_reason != "cancelled" else None
+            for p, g, n, res in zip(self.prompts, generated, fed, self.results, strict=True)
+        ]
+        try:
+            keep_sequences(store, cache, rows)
+        except Exception as e:  # the answer stands; only its reuse is lost
+            log.warning("prefix cache: keeping a finished batch failed: %r", e)
 
     def _cancelled(self, r: int) -> bool:
         event = self.cancel[r]
@@ -324,14 +411,50 @@ class _Run:
                 gen = torch.Generator(device=dev)
                 gen.manual_seed(sp.seed if sp.seed is not None else torch.seed())
             gens.append(gen)
+        # Prefill stops between chunks on a cancel event shared by all rows; with one event per
+        # row, cancelled rows end at the first decode step instead.
+        shared = self.cancel[0] if all(c is self.cancel[0] for c in self.cancel) else None
+        try:
+            s = self._reuse(cache)
+            logits = prefill(
+                eng.model,
+                ids[:, s:],
+                cache,
+                padding,
+                positions[:, s:],
+                eng.prefill_chunk,
+                shared,
+                start=s,
+            )
+            yield from self._decode(cache, logits, ids, longest, padding, next_pos, gens)
+        except Exception:
+            # The cached K/V this batch started from may have had a part in the failure: it
+            # is not offered to anyone again.
+            store = eng.prefix_cache
+            if store is not None:
+                for m in self.matches:
+                    store.discard(m)
+            raise
+
+    def _decode(
+        self,
+        cache: Any,
+        logits: torch.Tensor | None,
+        ids: torch.Tensor,
+        longest: int,
+        padding: torch.Tensor | None,
+        next_pos: torch.Tensor,
+        gens: list[torch.Generator | None],
+    ) -> Iterator[TokenStep]:
+        import torch
+
+        eng = self.engine
+        b, dev = len(self.prompts), eng.device
         texts = [IncrementalText(eng.decode) if eng.decode else None for _ in range(b)]
         stops = [StopStrings(sp.stop) for sp in self.params]
         done = [False] * b
         generated: list[list[int]] = [[] for _ in range(b)]
-        # Prefill stops between chunks on a cancel event shared by all rows; with one event per
-        # row, cancelled rows end at the first decode step instead.
-        shared = self.cancel[0] if all(c is self.cancel[0] for c in self.cancel) else None
-        logits = prefill(eng.model, ids, cache, padding, positions, eng.prefill_chunk, shared)
+        fed = [0] * b  # generated tokens written back into the cache, per row
         seen = ids
         for step in range(self.max_new):
             for r in range(b):
@@ -360,6 +483,7 @@ class _Run:
             slot = torch.full((1,), longest + step, dtype=torch.long, device=dev)
             logits = eng._decode_fn(eng.model, tok[:, None], cache, padding, next_pos, slot)
             next_pos = next_pos + 1
+            fed = [n + (not d) for n, d in zip(fed, done, strict=True)]
         for r in range(b):
             res = self.results[r]
             text, stop = texts[r], stops[r]
@@ -369,6 +493,7 @@ class _Run:
                 if tail:
                     yield TokenStep(r, -1, tail)
             res.token_ids = generated[r]
+        self._keep(cache, generated, fed)
 
     def _accept(
         self,
