@@ -39,15 +39,19 @@ from pathlib import Path
 from typing import Any
 
 from glm_agent import Agent
+from glm_agent.agent import SUMMARY_PROMPT
 from glm_agent.glm import get_facts, get_format
 from glm_agent.glm.tokenizer import GLMTokenizer
+from glm_agent.memory import ContextWindow
 from glm_agent.messages import (
     AssistantMessage,
     Message,
     ModelResponse,
+    SystemMessage,
     ToolCall,
     ToolDefinition,
     Usage,
+    UserMessage,
 )
 from glm_agent.models import ChatModel
 from glm_agent.settings import ModelSettings
@@ -143,6 +147,8 @@ class Variant:
     tools: bool = True
     drop_reasoning: bool = False  # projection: the agent keeps no reasoning in its messages
     knowledge_in_user: bool = False  # projection: passages go in the user message
+    turns: int = 3  # the script's three turns, repeated
+    window: str | None = None  # "drop" or "summarize": a context window of WINDOW tokens
 
 
 VARIANTS = [
@@ -171,7 +177,10 @@ VARIANTS = [
         reasoning=True,
     ),
     Variant("chatglm3", "chat (no tools)", tools=False),
+    Variant("glm4", "12 turns, window drops old turns", turns=12, window="drop"),
+    Variant("glm4", "12 turns, window summarises", turns=12, window="summarize"),
 ]
+WINDOW = 1000  # tokens (256 of them kept for the answer): history outgrows it by turn 5
 
 
 @dataclass
@@ -193,6 +202,11 @@ class RenderingModel(ChatModel):
     requests: list[Request] = field(default_factory=list)
     turn: int = 0
     max_context: int = 32768
+    summaries: int = 0
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` (the context window fits history with it)."""
+        return _tokenizer(self.variant.family).count(text)
 
     async def request(
         self,
@@ -202,6 +216,10 @@ class RenderingModel(ChatModel):
     ) -> ModelResponse:
         """Render, record, answer."""
         v, fmt = self.variant, get_format(self.variant.family)
+        if messages and messages[0].content == SUMMARY_PROMPT:  # the window's summariser
+            self.summaries += 1
+            text = f"The customer asked about order A-1042 and returns ({self.summaries})."
+            return ModelResponse(message=AssistantMessage(content=text), model_name="script")
         flags = {"enable_thinking": v.enable_thinking}
         if v.clear_thinking is not None:
             flags["clear_thinking"] = v.clear_thinking
@@ -245,10 +263,19 @@ class Passages:
 
 async def run_session(variant: Variant, db: Path) -> list[Request]:
     """The scripted three-turn session; returns its requests in order."""
-    replies = [r for _q, turn in TURNS for r in turn]
+    turns = [TURNS[n % len(TURNS)] for n in range(variant.turns)]
+    replies = [r for _q, turn in turns for r in turn]
     if not variant.tools:
         replies = [r for r in replies if not r.tool_calls]
     model = RenderingModel(variant, replies)
+    window = None
+    if variant.window is not None:
+        window = ContextWindow(
+            WINDOW,
+            reserve_output=256,
+            count_tokens=model.count_tokens,
+            summarize=None if variant.window == "drop" else _summarize_with(model),
+        )
     agent = Agent(
         model,
         tools=TOOLS if variant.tools else [],
@@ -257,8 +284,9 @@ async def run_session(variant: Variant, db: Path) -> list[Request]:
         knowledge=Passages() if variant.knowledge else None,
         knowledge_mode="context",
         model_settings=ModelSettings(enable_thinking=variant.enable_thinking),
+        context_window=window,
     )
-    for n, (question, _turn) in enumerate(TURNS):
+    for n, (question, _turn) in enumerate(turns):
         model.turn = n
         if variant.knowledge_in_user:
             hits = await Passages().asearch(question)
@@ -266,6 +294,16 @@ async def run_session(variant: Variant, db: Path) -> list[Request]:
         await agent.arun(question, session_id="customer-17")
     await agent.memory.aclose()  # type: ignore[union-attr]
     return model.requests
+
+
+def _summarize_with(model: RenderingModel) -> Any:
+    async def summarize(messages: list[Message], previous: str | None) -> str:
+        response = await model.request(
+            [SystemMessage(content=SUMMARY_PROMPT), UserMessage(content=str(len(messages)))]
+        )
+        return response.message.content or ""
+
+    return summarize
 
 
 def _common(a: Sequence[Any], b: Sequence[Any]) -> int:
