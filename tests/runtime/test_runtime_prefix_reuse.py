@@ -249,3 +249,54 @@ def test_concurrent_sessions_through_the_batcher_are_exact(
     assert store is not None and store.stats.reused_tokens > store.stats.prompt_tokens // 2
     assert max(batcher.batch_sizes) > 1  # rows really were batched
     batcher.close()
+
+
+def test_threads_sharing_an_engine_get_exact_answers(
+    make_tiny_model: Callable[..., Any],
+) -> None:
+    model = make_tiny_model("glm")
+    engine = Engine(model, prefill_chunk=16)
+    reference = Engine(model, prefill_chunk=16, prefix_cache_bytes=0)
+    system = _tokens(40, seed=80)
+    params = SamplingParams(max_new_tokens=4)
+    errors: list[BaseException] = []
+
+    def session(n: int) -> None:
+        try:
+            prompt = system + _tokens(5, seed=81 + n)
+            for step in range(3):
+                out = engine.generate(prompt, params).token_ids
+                assert out == reference.generate(prompt, params).token_ids
+                prompt = prompt + out + _tokens(6, seed=90 + 10 * n + step)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=WAIT * 3)
+    assert not errors, errors
+    assert engine.prefix_cache is not None and engine.prefix_cache.stats.reused_tokens > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_reuse_with_compiled_decode_on_gpu() -> None:
+    from transformers import AutoModelForCausalLM
+
+    from glm_agent.runtime import tiny_config
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config("glm", 1024), attn_implementation="sdpa")
+    model = model.cuda().eval()
+    compiled = Engine(model, compile_decode=True)  # CUDA graphs over reused cache buffers
+    reference = Engine(model, prefix_cache_bytes=0)
+    prompt = _tokens(300, seed=100)
+    for step in range(3):
+        ours = compiled.generate(prompt, SamplingParams(max_new_tokens=8))
+        assert (
+            ours.token_ids == reference.generate(prompt, SamplingParams(max_new_tokens=8)).token_ids
+        )
+        assert (ours.cached_tokens > 0) is (step > 0)
+        prompt = prompt + ours.token_ids + _tokens(20, seed=101 + step)
