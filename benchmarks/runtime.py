@@ -10,7 +10,8 @@ first token, decode tokens/s, peak memory; plus an xformers-vs-SDPA output check
 
     .venv/bin/python benchmarks/runtime.py [--runs N] [--prompt N] [--new N] [--device cpu|cuda]
 
-Prints a markdown table and writes benchmarks/results/runtime.json.
+Prints a markdown table and writes benchmarks/results/runtime.json. Prefix reuse is off here
+(each timed run prefills its whole prompt); `agent_runtime.py` measures it.
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(small_config(), attn_implementation="sdpa").eval()
     prompt = torch.randint(0, 150000, (args.prompt,)).tolist()
-    engine = Engine(model, prefill_chunk=2048)
+    # Prefix reuse off: the same prompt again would be served from the cache, and what is
+    # timed here is prefill and decode themselves (benchmarks/agent_runtime.py times reuse).
+    engine = Engine(model, prefill_chunk=2048, prefix_cache_bytes=0)
     ours, hf = interleaved_medians(
         [lambda: time_ours(engine, prompt, args.new), lambda: time_hf(model, prompt, args.new)],
         args.runs,
@@ -218,7 +221,9 @@ def gpu_bench(args: argparse.Namespace) -> dict[str, Any]:
 
             def ours(b: str = backend, p: list[int] = prompt) -> dict[str, float]:
                 model.set_attn_implementation(b)
-                engine = Engine(model, attention_backend=b, prefill_chunk=2048)
+                engine = Engine(
+                    model, attention_backend=b, prefill_chunk=2048, prefix_cache_bytes=0
+                )
                 return time_ours(engine, p, args.new)
 
             impls.append((f"ours ({backend})", ours))

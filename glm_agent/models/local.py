@@ -1,7 +1,9 @@
 """`LocalGLM`: a GLM checkpoint run in-process by glm_agent's runtime.
 
 Renders with the checkpoint's GLM format, generates on a worker thread (the event loop stays
-free), parses reasoning and tool calls (also while streaming) and reports token usage.
+free), parses reasoning and tool calls (also while streaming) and reports token usage. The
+engine keeps the K/V of recent prompts and outputs: each step of an agent run, each turn of a
+session and each session sharing the system prompt and tools prefills only what is new.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from glm_agent.models.base import ChatModel
 from glm_agent.runtime.batcher import Batcher
 from glm_agent.runtime.engine import Engine, GenerationResult, LogitsHook
 from glm_agent.runtime.loading import LoadedModel, load_model
+from glm_agent.runtime.prefix_cache import PrefixCache
 from glm_agent.runtime.sampling import SamplingParams
 from glm_agent.settings import ModelSettings
 
@@ -74,6 +77,15 @@ class LocalGLM(ChatModel):
         logits_hook: Optional hook on each step's logits (constrained decoding, tests).
         max_batch_size: Requests that arrive while the model is busy run together, up to
             this many sequences per batch.
+        prefix_cache_bytes: Most bytes of K/V kept for prefix reuse between requests; 0 turns
+            it off; None: a quarter of the device's free memory once the weights are loaded.
+        clear_thinking: glm47 (GLM-4.7, GLM-5.x): False keeps the reasoning of earlier turns in
+            the prompt ("preserved thinking"), so a session's prompt only grows and the prefix
+            cache keeps hitting across turns; None leaves the template's default (cleared).
+        loaded: A model already loaded (`load_model`), whose weights this instance shares
+            (two LocalGLMs with different settings, a model built in memory); `path_or_id`
+            then supplies only the tokenizer and chat template, and `device`, `dtype` and
+            `attention` are not used.
     """
 
     def __init__(
@@ -88,16 +100,22 @@ class LocalGLM(ChatModel):
         compile_decode: bool = False,
         logits_hook: LogitsHook | None = None,
         max_batch_size: int = 8,
+        prefix_cache_bytes: int | None = None,
+        clear_thinking: bool | None = None,
+        loaded: LoadedModel | None = None,
     ) -> None:
         from glm_agent.glm import check_chat_template, family_for_model, get_format
         from glm_agent.glm.tokenizer import GLMTokenizer
 
         path = str(path_or_id)
-        self.loaded: LoadedModel = load_model(path, device=device, dtype=dtype, attention=attention)
+        self.loaded: LoadedModel = loaded or load_model(
+            path, device=device, dtype=dtype, attention=attention
+        )
         root = _checkpoint_dir(path)
         self.tokenizer = GLMTokenizer.from_pretrained(root)
         self.family = family or family_for_model(root.name, self.loaded.model_type)
         self.format = get_format(self.family)
+        self.clear_thinking = clear_thinking
         template = _chat_template(root)
         if template is not None:
             mismatches = check_chat_template(template, self.family)
@@ -120,6 +138,7 @@ class LocalGLM(ChatModel):
             prefill_chunk=prefill_chunk,
             compile_decode=compile_decode,
             pad_token_id=pad,
+            prefix_cache_bytes=prefix_cache_bytes,
         )
         self.batcher = Batcher(self.engine, max_batch_size, logits_hook)
         self.name = f"tiny-glm:{path}" if self.loaded.is_tiny else path
@@ -134,6 +153,11 @@ class LocalGLM(ChatModel):
     @logits_hook.setter
     def logits_hook(self, hook: LogitsHook | None) -> None:
         self.batcher.logits_hook = hook
+
+    @property
+    def prefix_cache(self) -> PrefixCache | None:
+        """The K/V kept between requests, with its counters (`.stats`); None when off."""
+        return self.engine.prefix_cache
 
     @property
     def attention_backend(self) -> str:
@@ -156,7 +180,9 @@ class LocalGLM(ChatModel):
         settings: ModelSettings | None,
     ) -> tuple[list[int], SamplingParams, ModelSettings]:
         s = settings or ModelSettings()
-        prompt = self.format.render(messages, tools, enable_thinking=s.enable_thinking)
+        prompt = self.format.render(
+            messages, tools, enable_thinking=s.enable_thinking, clear_thinking=self.clear_thinking
+        )
         ids = list(self.tokenizer.encode_prompt(prompt))
         facts = self.format.facts
         budget = self.engine.budget()

@@ -1,5 +1,6 @@
 """Local GLM inference: transformers model classes, xformers attention, static KV cache,
-chunked prefill, sampling, streaming and static batching.
+chunked prefill, sampling, streaming, static batching and prefix reuse (the K/V of earlier
+requests' prompts and outputs, kept within a memory budget: see docs/runtime.md).
 
 ```python
 from glm_agent.runtime import Engine, SamplingParams, load_model
@@ -27,15 +28,8 @@ if TYPE_CHECKING:
         kv_bytes_per_token,
     )
     from glm_agent.runtime.detokenize import IncrementalText, StopStrings
-    from glm_agent.runtime.engine import (
-        Engine,
-        GenerationResult,
-        LogitsHook,
-        TokenStep,
-        decode_step,
-        new_cache,
-        prefill,
-    )
+    from glm_agent.runtime.engine import Engine
+    from glm_agent.runtime.generation import Generation, GenerationResult, LogitsHook, TokenStep
     from glm_agent.runtime.loading import (
         ATTENTION_BACKENDS,
         SUPPORTED_MODEL_TYPES,
@@ -43,6 +37,8 @@ if TYPE_CHECKING:
         load_model,
         read_model_config,
     )
+    from glm_agent.runtime.passes import decode_step, new_cache, prefill
+    from glm_agent.runtime.prefix_cache import PrefixCache, PrefixCacheStats, PrefixMatch
     from glm_agent.runtime.sampling import SamplingParams, sample_next
     from glm_agent.runtime.tiny import GLM4_VOCAB_SIZE, tiny_config, tiny_glm
     from glm_agent.runtime.xformers_attention import BiasPlan, choose_bias, register_xformers
@@ -55,10 +51,14 @@ __all__ = [
     "BiasPlan",
     "ContextBudget",
     "Engine",
+    "Generation",
     "GenerationResult",
     "IncrementalText",
     "LoadedModel",
     "LogitsHook",
+    "PrefixCache",
+    "PrefixCacheStats",
+    "PrefixMatch",
     "SamplingParams",
     "StopStrings",
     "TokenStep",
@@ -85,21 +85,25 @@ _WHERE = {
     "BiasPlan": "xformers_attention",
     "ContextBudget": "budget",
     "Engine": "engine",
-    "GenerationResult": "engine",
+    "Generation": "generation",
+    "GenerationResult": "generation",
     "IncrementalText": "detokenize",
     "LoadedModel": "loading",
-    "LogitsHook": "engine",
+    "LogitsHook": "generation",
+    "PrefixCache": "prefix_cache",
+    "PrefixCacheStats": "prefix_cache",
+    "PrefixMatch": "prefix_cache",
     "SamplingParams": "sampling",
     "StopStrings": "detokenize",
-    "TokenStep": "engine",
+    "TokenStep": "generation",
     "choose_bias": "xformers_attention",
     "context_budget": "budget",
-    "decode_step": "engine",
+    "decode_step": "passes",
     "free_memory_bytes": "budget",
     "kv_bytes_per_token": "budget",
     "load_model": "loading",
-    "new_cache": "engine",
-    "prefill": "engine",
+    "new_cache": "passes",
+    "prefill": "passes",
     "read_model_config": "loading",
     "register_xformers": "xformers_attention",
     "sample_next": "sampling",

@@ -7,6 +7,7 @@ glm-4-9b-chat-1m) and what the free device memory holds after a safety reserve.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,8 @@ class ContextBudget:
         free_bytes: Free device memory when measured.
         reserve_bytes: Memory kept back for activations, logits and the allocator.
         memory_tokens: Tokens of context (all sequences together) the free memory holds.
+        activation_bytes_per_token: Bytes per context token planned besides the KV cache.
+        reserve_fraction: Part of the free memory kept back.
     """
 
     model_max: int
@@ -78,11 +81,21 @@ class ContextBudget:
     free_bytes: int
     reserve_bytes: int
     memory_tokens: int
+    activation_bytes_per_token: int = 4096
+    reserve_fraction: float = 0.1
 
     @property
     def max_tokens(self) -> int:
         """The largest context (prompt plus new tokens) of one sequence that fits both limits."""
         return min(self.model_max, self.memory_tokens)
+
+    def missing_bytes(self, tokens: int) -> int:
+        """Free memory lacking for `tokens` of context (all sequences together); 0 if they fit."""
+        if tokens <= self.memory_tokens:
+            return 0
+        per_token = self.kv_bytes_per_token + self.activation_bytes_per_token
+        needed = math.ceil(tokens * per_token / max(1.0 - self.reserve_fraction, 1e-9))
+        return max(0, needed + 1 - self.free_bytes)
 
     def check(self, prompt_tokens: int, max_new_tokens: int, batch_size: int = 1) -> None:
         """Raise `ContextLengthError` unless the request fits, before anything is allocated."""
@@ -140,4 +153,6 @@ def context_budget(
         free_bytes=free,
         reserve_bytes=reserve,
         memory_tokens=int(by_memory),
+        activation_bytes_per_token=activation_bytes_per_token,
+        reserve_fraction=reserve_fraction,
     )
