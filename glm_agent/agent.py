@@ -296,7 +296,13 @@ class Agent(Generic[OutputT]):
         version: int | None = None
         if memory is not None:
             assert session_id is not None and tenant is not None
-            prepared = await memory.prepare(session_id, self.system_prompt, new, tenant=tenant)
+            prepared = await memory.prepare(
+                session_id,
+                self.system_prompt,
+                new,
+                tenant=tenant,
+                extra_tokens=self._definition_tokens(memory.window),
+            )
             messages, version = prepared.messages, prepared.version
         else:
             messages = list(history or [])
@@ -340,6 +346,16 @@ class Agent(Generic[OutputT]):
                 self.knowledge, prompt, tenant=ctx.tenant
             )
         return [*new, UserMessage(content=prompt)]
+
+    def _definition_tokens(self, window: ContextWindow) -> int:
+        """What the tool definitions take of the prompt (templates render them as JSON)."""
+        import json
+
+        defs = self._planner.tool_definitions(None)
+        if not defs:
+            return 0
+        text = json.dumps([d.to_openai() for d in defs], ensure_ascii=False)
+        return window.count_tokens(text) + window.message_overhead * len(defs)
 
     def _planner_for(self, model_settings: ModelSettings | None) -> Planner:
         if model_settings is None:

@@ -258,7 +258,10 @@ def _first_fitting(
             break
         total += costs[i]
         first = i
-    # Never start with a tool result whose call was cut off.
-    while first < len(units) and isinstance(history[units[first][0]], ToolMessage):
+    # Never start with a tool result whose call was cut off, nor with an answer whose question
+    # was: history starts at a user's turn.
+    while first < len(units) and isinstance(
+        history[units[first][0]], ToolMessage | AssistantMessage
+    ):
         first += 1
     return first

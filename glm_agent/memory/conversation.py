@@ -85,8 +85,16 @@ class ConversationMemory:
         new: Sequence[Message],
         *,
         tenant: str | None = None,
+        extra_tokens: int = 0,
     ) -> PreparedContext:
         """The context for a new turn of `session_id`; stores a refreshed summary on the way.
+
+        Args:
+            session_id: The session.
+            system: The system prompt, or None.
+            new: This turn's messages (retrieved passages, the user's message).
+            tenant: The tenant, if not the memory's own.
+            extra_tokens: Tokens the rest of the prompt takes (the tool definitions).
 
         Raises:
             ContextLengthError: the system prompt and `new` alone do not fit.
@@ -98,6 +106,7 @@ class ConversationMemory:
             session.messages if session else [],
             new,
             session.summary if session else None,
+            extra_tokens=extra_tokens,
         )
         if ctx.summary_changed and session is not None:
             await self.store.set_summary(tenant, session_id, ctx.summary)

@@ -136,3 +136,31 @@ def test_long_term_memory_tools_are_scoped_per_customer(tmp_path: Path) -> None:
     assert agent.run("when?", metadata={"customer_id": "c2"}).output == (
         "no saved facts about this customer match"
     )
+
+
+def test_tool_definitions_count_against_the_session_budget(tmp_path: Path) -> None:
+    """The tools block is part of the prompt: a big one leaves less room for history."""
+
+    def big(q: str) -> str:
+        return q
+
+    big.__doc__ = "Look things up. " + "Very detailed instructions. " * 60 + "\n\nArgs:\n    q: Q."
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+
+    def kept(tools: list[object]) -> int:
+        agent = Agent(
+            FunctionModel(echo_history),
+            memory=url,
+            tools=tools,
+            context_tokens=2200,
+            model_settings=ModelSettings(max_tokens=1000),
+        )
+        session = f"s{len(tools)}"
+        for i in range(12):
+            agent.run(f"question number {i} " + "words " * 20, session_id=session)
+        last = agent.run("last", session_id=session)
+        return str(last.output).count("question number")
+
+    from glm_agent.tools import function_tool
+
+    assert kept([function_tool(big)]) < kept([])

@@ -95,12 +95,14 @@ def test_drops_oldest_within_budget_never_splitting_calls(budget: int) -> None:
     assert kept == history[ctx.history_start :]  # newest turns, contiguous
     assert ctx.dropped == ctx.history_start > 0
     assert_no_split_tool_calls(kept)
-    # Greedy: one more unit would not have fit.
+    # History starts at a user's turn: never an answer or a call whose question was dropped.
+    assert not kept or isinstance(kept[0], UserMessage)
+    # Greedy: one more unit would not have fit, or would have started mid-turn.
     units = [u for u in turn_units(history) if u[1] <= ctx.history_start]
     if units:
         a, b = units[-1]
         assert ctx.tokens + window.count(history[a:b]) > window.budget or isinstance(
-            history[ctx.history_start], ToolMessage
+            history[a], ToolMessage | AssistantMessage
         )
 
 
