@@ -58,7 +58,9 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(r"到哪|物流|快递|状态|查询|查一下|发货了|where|status|track|arriv", re.I),
     ),
 ]
-_ASKS_HOW = re.compile(r"多久|多长时间|什么时候|怎么|如何|吗[？?]?\s*$|how long|when |how do|how does|\bcan i\b", re.I)
+_ASKS_HOW = re.compile(
+    r"多久|多长时间|什么时候|怎么|如何|吗[？?]?\s*$|how long|when |how do|how does|\bcan i\b", re.I
+)
 _ACTION = re.compile(
     r"我要|我想|帮我|给我|麻烦|请|申请|办理|"
     r"\bi want\b|\bi'd like\b|\bplease\b|\bcan you\b|\bcould you\b|\bi need\b",
