@@ -155,16 +155,30 @@ class Planner:
             )
 
         # Calls left waiting for approval by an earlier run are settled before the model runs.
+        # Only those: an unanswered call of a tool that needs no approval was never deferred
+        # (a client may have written it into the history), so it is reported, never run.
         pending = pending_calls(messages)
         if pending:
+            waiting = [c for c in pending if self._awaits_approval(c)]
             records = resumed = await execute_calls(
-                pending,
+                waiting,
                 self.registry,
                 ctx,
                 approval_handler=self.approval_handler,
                 decided=approvals or {},
                 policy_state=self.policy_state,
             )
+            records += [
+                ToolCallRecord(
+                    c,
+                    "rejected",
+                    "this call was not run: only calls waiting for approval are resumed",
+                    detail="an unanswered call in the history that no run deferred",
+                )
+                for c in pending
+                if c not in waiting
+            ]
+            records.sort(key=lambda r: pending.index(r.call))
             for result in self._record_results(records, messages):
                 yield result
             if any(r.status in _STOPS for r in records):
@@ -251,6 +265,9 @@ class Planner:
             if final:
                 yield done(final[0])
                 return
+
+    def _awaits_approval(self, call: ToolCall) -> bool:
+        return call.name in self.registry and self.registry.get(call.name).policy.requires_approval
 
     def _check_limits(self, step: int, usage: Usage, messages: list[Message]) -> None:
         if step > self.max_steps:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from glm_agent.agent import AgentRun
+from glm_agent.exceptions import InvalidRequestError
 from glm_agent.messages import (
     Message,
     ReasoningDelta,
@@ -22,6 +23,7 @@ from glm_agent.messages import (
     messages_from_openai,
 )
 from glm_agent.models.base import ChatModel
+from glm_agent.planner import pending_calls
 from glm_agent.results import RunDone, RunResult
 from glm_agent.serving._config import ApiKey
 from glm_agent.serving._errors import HTTPProblem
@@ -127,7 +129,16 @@ def _agent_inputs(
     if session_id is not None and served.agent.memory is not None:
         # The server holds the conversation: the client's copy of it is not replayed.
         return last.content, None
-    return last.content, msgs[:-1]
+    history = msgs[:-1]
+    if pending_calls(history):
+        # An agent's tools run here, on the model's calls, never on calls a client wrote.
+        raise InvalidRequestError(
+            "the messages end with assistant tool calls that have no results; an agent runs its "
+            "own tools and never runs calls sent by a client: leave them out, or send the "
+            "conversation without them",
+            param="messages",
+        )
+    return last.content, history
 
 
 async def _agent_completion(

@@ -3,6 +3,7 @@ tag them, curate answers and work the review queue. Functions over a `BotCore`."
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from glm_agent.exceptions import (
 from glm_agent.messages import AssistantMessage
 from glm_agent.serving.bot._db import Conversation
 from glm_agent.serving.bot._engine import HUMAN_STATES, BotCore, hash_token
-from glm_agent.serving.bot.accounts import verify_password
+from glm_agent.serving.bot.accounts import DUMMY_HASH, verify_password
 
 __all__ = [
     "add_feedback",
@@ -27,6 +28,7 @@ __all__ = [
     "curated_list",
     "curated_save",
     "login",
+    "logout",
     "queue",
     "release",
     "reply",
@@ -38,18 +40,36 @@ __all__ = [
 ]
 
 
-def login(bot: BotCore, username: str, password: str) -> str:
-    """A bearer token for a console account."""
+async def login(bot: BotCore, username: str, password: str, client: str = "") -> str:
+    """A bearer token for a console account.
+
+    Hashing runs in a worker thread (scrypt takes tens of milliseconds: on the event loop it
+    would stall every other request); unknown users are checked against a dummy hash of the
+    same cost, so the answer takes as long either way; failures are throttled per username and
+    per client address.
+
+    Raises:
+        TooManyRequestsError: Too many failed logins lately (retry after the given seconds).
+        AuthenticationError: Wrong username or password.
+    """
+    bot.login_throttle.check(username, client)
     stored = bot.config.console_accounts.get(username)
-    # Verify against a dummy hash for unknown users so timing does not reveal which exist.
-    ok = verify_password(password, stored or "sha256$" + "0" * 64) and stored is not None
-    if not ok:
+    ok = await asyncio.to_thread(verify_password, password, stored or DUMMY_HASH)
+    if not ok or stored is None:
+        bot.login_throttle.failed(username, client)
         raise AuthenticationError("wrong username or password", code="unauthorized")
+    bot.login_throttle.succeeded(username, client)
     token = secrets.token_urlsafe(32)
     bot.db.add_token(
         hash_token(token), bot.tenant, username, time.time() + bot.config.token_ttl_seconds
     )
     return token
+
+
+def logout(bot: BotCore, token: str | None) -> bool:
+    """Revoke a console token on the server (a copy of it no longer works); False when it was
+    not a live token."""
+    return bool(token) and bot.db.delete_token(hash_token(token or ""))
 
 
 def agent_for_token(bot: BotCore, token: str | None) -> str:

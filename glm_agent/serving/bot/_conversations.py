@@ -18,6 +18,7 @@ from glm_agent.messages import AssistantMessage, Message, ToolCall
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import BotDB, Conversation
 from glm_agent.serving.bot._notify import Notifier
+from glm_agent.serving.bot._throttle import LoginThrottle
 from glm_agent.serving.bot.curated import CuratedAnswer, CuratedMatcher
 from glm_agent.serving.bot.redaction import Redactor
 
@@ -78,6 +79,11 @@ class ConversationLog:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.heartbeat = 15.0
         """Seconds between keep-alive comments on quiet event streams."""
+        self._pending_args: dict[str, dict[str, Any]] = {}
+        """Real arguments of calls waiting for a customer's "yes", by conversation (never
+        written anywhere: the database keeps them redacted)."""
+        self.login_throttle = LoginThrottle()
+        """Failed console logins, per username and address (per worker process)."""
         self.reload_curated()
 
     # --- conversations -----------------------------------------------------------------------

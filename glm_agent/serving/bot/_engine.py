@@ -308,8 +308,18 @@ class BotCore(ConversationLog):
         """Ask the customer, in words, to confirm the calls waiting for approval."""
         calls = result.deferred_calls
         lang = conv.locale or "zh"
-        # The session keeps the calls redacted; their real arguments wait here for the answer.
-        pending = {"calls": [c.id for c in calls], "args": {c.id: c.args_dict() for c in calls}}
+        # Nothing unmasked is written while the customer decides: the session and the database
+        # keep the calls redacted. The real arguments wait in this process's memory; when they
+        # hold personal data and the answer reaches another worker (or a restarted one), the
+        # customer is asked to repeat the request instead.
+        real = {c.id: c.args_dict() for c in calls}
+        stored = {
+            cid: json.loads(self._r(json.dumps(args, ensure_ascii=False)))
+            for cid, args in real.items()
+        }
+        self._pending_args[conv.id] = real
+        masked = [cid for cid in real if stored[cid] != real[cid]]
+        pending = {"calls": [c.id for c in calls], "args": stored, "masked": masked}
         self.db.update(self.tenant, conv.id, pending=pending)
         text = "\n".join(
             outcome_text(self._definition(c.name), c.name, "confirm", lang, c.args_dict())
@@ -325,12 +335,21 @@ class BotCore(ConversationLog):
         yes = is_confirmation(text, self.config.confirm_words)
         no = is_refusal(text, self.config.decline_words)
         self.db.update(self.tenant, conv.id, pending=None)
-        args = conv.pending.get("args") or {}
+        stored = conv.pending.get("args") or {}
+        real = self._pending_args.pop(conv.id, None) or {}
         reason = "the customer did not confirm the action"
-        approvals: dict[str, Approval] = {
-            call_id: Approved(override_args=args.get(call_id)) if yes else Rejected(reason)
-            for call_id in conv.pending["calls"]
-        }
+        lost = "the details of the request were not kept: ask the customer to repeat it"
+        approvals: dict[str, Approval] = {}
+        for call_id in conv.pending["calls"]:
+            args = real.get(call_id)
+            if args is None and call_id not in conv.pending.get("masked", []):
+                args = stored.get(call_id)  # nothing was masked: the stored copy is the real one
+            if not yes:
+                approvals[call_id] = Rejected(reason)
+            elif args is None:
+                approvals[call_id] = Rejected(lost)
+            else:
+                approvals[call_id] = Approved(override_args=args)
         conv.pending = None
         result = await self._run(conv, out, None, approvals)
         await self._after_run(conv, result, out)

@@ -187,8 +187,9 @@ async def handoff(
 
 
 @router.post("/v1/console/login")
-async def login(bot: Bot, body: Login, response: Response) -> Any:
-    token = console.login(bot, body.username, body.password)
+async def login(bot: Bot, body: Login, request: Request) -> Any:
+    client = request.client.host if request.client else ""
+    token = await console.login(bot, body.username, body.password, client)
     out = JSONResponse({"token": token, "username": body.username})
     out.set_cookie(
         "console_token",
@@ -197,6 +198,20 @@ async def login(bot: Bot, body: Login, response: Response) -> Any:
         samesite="strict",
         max_age=int(bot.config.token_ttl_seconds),
     )
+    return out
+
+
+@router.post("/v1/console/logout")
+async def logout(
+    bot: Bot, request: Request, authorization: str | None = Header(default=None)
+) -> Any:
+    """Revoke the console token on the server and clear the login cookie."""
+    raw = None
+    if authorization and authorization.lower().startswith("bearer "):
+        raw = authorization[7:].strip()
+    revoked = console.logout(bot, raw or request.cookies.get("console_token"))
+    out = JSONResponse({"logged_out": revoked})
+    out.delete_cookie("console_token")
     return out
 
 

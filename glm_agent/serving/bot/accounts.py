@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["hash_password", "verify_password"]
+__all__ = ["DUMMY_HASH", "hash_password", "verify_password"]
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -30,3 +30,7 @@ def verify_password(password: str, stored: str) -> bool:
     if kind == "sha256":
         return hmac.compare_digest(hashlib.sha256(password.encode()).hexdigest(), rest)
     raise ValueError(f"unknown password hash kind {kind!r}; kinds: scrypt, sha256")
+
+
+DUMMY_HASH = hash_password("unused", salt=b"glm-agent-dummy!")
+"""Checked for unknown usernames, so a login takes as long whether the user exists or not."""

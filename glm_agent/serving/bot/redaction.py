@@ -6,12 +6,15 @@ redactor.redact("call 13812345678")      # 'call 138****5678'
 ```
 
 Candidates are validated before masking (ID-card checksum, Luhn), so order numbers and amounts
-that merely look long are left alone.
+that merely look long are left alone. Text is normalised first (NFKC: full-width digits and
+letters become ASCII) and numbers may be split by spaces, dashes, dots or middle dots, so
+`１３９１２３４５６７８`, `110101 19900307 7534` and `6222.0211.0000.1234` are found too.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -22,15 +25,34 @@ Style = Literal["mask", "label", "partial"]
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-# (?<![0-9A-Za-z]) rather than \b: Chinese text has no word boundary before digits.
+# (?<![0-9A-Za-z]) rather than \b: Chinese text has no word boundary before digits. `_SEP`:
+# what people put between groups of digits (after normalisation).
+_SEP = r"[ \-.\u00b7]?"
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"),
-    "id_card": re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])"),
-    "bank_card": re.compile(r"(?<![0-9A-Za-z])\d(?:[ \-]?\d){12,18}(?![0-9A-Za-z])"),
+    "id_card": re.compile(rf"(?<![0-9A-Za-z])\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9A-Za-z])"),
+    "bank_card": re.compile(rf"(?<![0-9A-Za-z])\d(?:{_SEP}\d){{12,18}}(?![0-9A-Za-z])"),
     "phone": re.compile(
-        r"(?<![0-9A-Za-z])(?:\+?86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2}(?![0-9A-Za-z])"
+        rf"(?<![0-9A-Za-z])(?:\+?86{_SEP})?1[3-9]\d(?:{_SEP}\d{{4}}){{2}}(?![0-9A-Za-z])"
     ),
 }
+
+
+def _normalized(text: str) -> tuple[str, list[int]]:
+    """`text` in NFKC, character by character, with the original index of every character.
+
+    Full-width digits and letters become ASCII and a full-width space a space, so one set of
+    patterns finds them; the index map puts each match back on the original text.
+    """
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        norm = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x7F else ch
+        out.append(norm)
+        origin.extend([i] * len(norm))
+    return "".join(out), origin
+
+
 _LABELS = {
     "email": "[EMAIL]",
     "id_card": "[ID_CARD]",
@@ -62,7 +84,7 @@ def luhn_valid(number: str) -> bool:
 
 def _valid(kind: str, text: str) -> bool:
     if kind == "id_card":
-        return id_card_valid(text)
+        return id_card_valid(re.sub(r"[^0-9Xx]", "", text))
     if kind == "bank_card":
         return luhn_valid(text)
     return True
@@ -109,19 +131,26 @@ class Redactor:
         self.fields = {k: tuple(v) for k, v in (fields or {}).items()}
 
     def find(self, text: str, kinds: Iterable[str] | None = None) -> list[tuple[str, int, int]]:
-        """(kind, start, end) of every PII span, without overlaps, in order."""
+        """(kind, start, end) of every PII span of `text`, without overlaps, in order."""
+        return [(k, s, e) for k, s, e, _ in self._find(text, kinds)]
+
+    def _find(
+        self, text: str, kinds: Iterable[str] | None = None
+    ) -> list[tuple[str, int, int, str]]:
+        """(kind, start, end, normalised match) on the original text."""
         wanted = set(self.kinds if kinds is None else kinds)
-        spans: list[tuple[str, int, int]] = []
+        norm, origin = _normalized(text)
+        spans: list[tuple[str, int, int, str]] = []
         # Order matters: an ID-card number would also pass as a bank-card candidate.
         for kind in ("email", "id_card", "phone", "bank_card"):
             if kind not in wanted:
                 continue
-            for m in _PATTERNS[kind].finditer(text):
-                s, e = m.span()
-                if any(s < e2 and s2 < e for _, s2, e2 in spans):
+            for m in _PATTERNS[kind].finditer(norm):
+                s, e = origin[m.start()], origin[m.end() - 1] + 1
+                if any(s < e2 and s2 < e for _, s2, e2, _ in spans):
                     continue
                 if _valid(kind, m.group()):
-                    spans.append((kind, s, e))
+                    spans.append((kind, s, e, m.group()))
         return sorted(spans, key=lambda span: span[1])
 
     def redact(self, text: str, field: str | None = None) -> str:
@@ -130,9 +159,9 @@ class Redactor:
             return text
         kinds = self.fields.get(field, self.kinds) if field is not None else self.kinds
         out, last = [], 0
-        for kind, s, e in self.find(text, kinds):
+        for kind, s, e, found in self._find(text, kinds):
             out.append(text[last:s])
-            out.append(_mask(kind, text[s:e], self.style))
+            out.append(_mask(kind, found, self.style))
             last = e
         out.append(text[last:])
         return "".join(out)

@@ -108,7 +108,11 @@
         $("password").select();
       });
   });
-  $("logout").addEventListener("click", signedOut);
+  $("logout").addEventListener("click", function () {
+    // Revoke the token on the server too: a copy of it must stop working now, not in 12 h.
+    api("/v1/console/logout", { method: "POST" }).catch(function () { /* already gone */ })
+      .then(signedOut);
+  });
 
   // --- tabs ------------------------------------------------------------------------------
   var TABS = ["queue", "curated", "review", "summary"];
