@@ -150,5 +150,5 @@ def check_no_tools(
         if isinstance(m, ToolMessage) or (isinstance(m, AssistantMessage) and m.tool_calls):
             raise UserError(
                 f"message {i}: the {family} format has no tool calls or tool results; "
-                "formats with tools: glm4, glm4-0414, glm45, glm47"
+                "formats with tools: glm4, glm4-0414, glm45, glm47, glm5, glm52, glm53"
             )

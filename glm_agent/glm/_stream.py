@@ -6,18 +6,21 @@ Guarantees (tested over every split of short outputs and random splits of long o
    are the ids announced in the events.
 2. Text is emitted only once it is known to be content (or reasoning): a partial tag, trailing
    whitespace (content is stripped), possible trailing stop markers, a glm4 first line that may
-   still be a tool name, and a glm4 call segment are held back until they resolve. So the
+   still be a tool name, and a call being read are held back until they resolve. So the
    `TextDelta`s concatenated equal `result.content` and the `ReasoningDelta`s `result.reasoning`.
 3. `ToolCallEnd.call` is exactly `result.tool_calls[index]`; the `ToolCallArgsDelta`s of a call
    concatenated equal its `arguments` (one delta per complete argument for GLM-4.5+, one for
    the whole object for glm4, whose JSON is only known valid at the end of its segment).
+4. Each delta costs time linear in its length (no rescans of what was read): a whole output
+   costs O(length), also for long values full of `<`.
 
-Two exceptions to 2 and 3, both flagged by `consistent` being False (`result` stays right):
-the spec's late reasoning rule (an output of glm45 / glm47 with thinking off / glm4-0414 that
-does not open with `<think>` is streamed as content, but a later `</think>` makes everything
-before it reasoning, README §5), and a repeated argument key in one GLM-4.5+ call (the last
-value wins in `arguments`, after the first was already streamed). Waiting for the end of the
-output instead would stop streaming for every thinking-off answer.
+Three exceptions to 2 and 3, all flagged by `consistent` being False (`result` stays right):
+the spec's late reasoning rule (an output of glm45 / glm47 / GLM-5.x with thinking off /
+glm4-0414 that does not open with `<think>` is streamed as content, but a later `</think>` makes
+everything before it reasoning, README §5), a repeated argument key in one GLM-4.5+ call (the
+last value wins in `arguments`, after the first was already streamed), and a call found damaged
+after some of its arguments were streamed (its `arguments` are then its raw text). Waiting for
+the end of the output instead would stop streaming for every thinking-off answer.
 
 A `ToolCallStart` is sent as soon as a registered tool name opens a call. If the call never
 completes (output cut off, glm4 JSON invalid), it gets no `ToolCallEnd`, its text becomes
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from json import dumps as _dumps
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from glm_agent.glm._channel import (
     Channel,
@@ -38,7 +41,9 @@ from glm_agent.glm._channel import (
     without_partial_tag,
 )
 from glm_agent.glm._facts import STOP_MARKERS
-from glm_agent.glm._parse import PAIR, ParsedCall, Toolbox, glm4_call
+from glm_agent.glm._parse import ANSWER_TAGS, ParsedCall, Toolbox, glm4_call
+from glm_agent.glm._typing import clean_text
+from glm_agent.glm._xml_scan import CALL, END_CALL, KEY, BlockScanner
 from glm_agent.messages import (
     AssistantMessage,
     ModelStreamEvent,
@@ -57,10 +62,10 @@ __all__ = ["GLMStreamParser"]
 
 _ASSISTANT = "<|assistant|>"
 _THINK, _END_THINK = "<think>", "</think>"
-_CALL, _END_CALL = "<tool_call>", "</tool_call>"
-_NAME_ENDS = ("<arg_key>", _END_CALL)
+_NAME_ENDS = (KEY, END_CALL)
 _PLAIN_MODES = frozenset(("content", "seg_text"))
-_HELD_MODES = frozenset(("block", "seg_call"))
+_XML_FAMILIES = frozenset(("glm45", "glm47", "glm5", "glm52", "glm53"))
+_NAME_CHECK = 4096  # a name region longer than this is not a tool name (a cap on rechecking)
 
 
 class GLMStreamParser:
@@ -81,20 +86,26 @@ class GLMStreamParser:
         self._text = Channel(text_event)
         self._reason = Channel(reasoning_event)
         fam = fmt.family
-        self._xml = fam in ("glm45", "glm47")
-        self._forced_reasoning = fam == "glm47" and enable_thinking is not False
+        self._xml = fam in _XML_FAMILIES
+        self._answer = fam == "glm41v"
+        self._content_tags: tuple[str, ...] = (
+            (CALL,) if self._xml else ANSWER_TAGS if self._answer else ()
+        )
+        self._forced_reasoning = self._xml and fmt.opens_thinking(enable_thinking)
         self._mode = "content" if fam == "chatglm3" else ("start" if fam != "glm4" else "seg")
-        self._after_reasoning = "content" if self._xml else "seg"
-        self._strip_think = False
+        self._after_reasoning = "seg" if fam in ("glm4", "glm4-0414") else "content"
         self._committed: list[tuple[str, ParsedCall]] = []
         self._open: tuple[str, str] | None = None  # (id, name) of a started call
         self._open_args: list[str] = []
-        self._args: dict[str, Any] = {}
-        self._pair_pos = -1
-        self._scan = 0
+        self._keys: set[str] = set()
+        self._scanner: BlockScanner | None = None
+        self._block_parts: list[str] = []
+        self._seg_parts: list[str] = []
+        self._seg_carry = ""
         self._done = False
         self.consistent = True
-        """False when a late `</think>` (or a repeated argument key) made events disagree."""
+        """False when a late `</think>`, a repeated argument key or a call found damaged after
+        streaming its first arguments made events disagree with `result`."""
         self._result: AssistantMessage | None = None
 
     @property
@@ -112,16 +123,22 @@ class GLMStreamParser:
             raise RuntimeError("feed() after finish()")
         out: list[ModelStreamEvent] = []
         if delta:
+            delta = clean_text(delta)
             self._chunks.append(delta)
-            if "<" not in delta:  # fast paths: no tag can start or end in this delta
-                mode = self._mode
-                if not self._tail and (mode in _PLAIN_MODES or self._plain_reasoning):
-                    (self._reason if mode == "reasoning" else self._text).push(delta, out)
-                    return out
-                if mode in _HELD_MODES and self._open is not None and "<" not in self._tail[-16:]:
-                    self._tail += delta
-                    return out
-            self._tail += delta
+            mode = self._mode
+            if mode == "block":
+                self._feed_block(delta, out)
+            elif mode == "seg_call":
+                self._feed_seg_call(delta, out)
+            elif (
+                "<" not in delta
+                and not self._tail
+                and (mode in _PLAIN_MODES or mode == "reasoning")
+            ):  # fast path: no tag can start or end in this delta
+                (self._reason if mode == "reasoning" else self._text).push(delta, out)
+                return out
+            else:
+                self._tail += delta
             self._advance(out)
         return out
 
@@ -183,6 +200,7 @@ class GLMStreamParser:
         cid = new_call_id()
         self._open = (cid, name)
         self._open_args = []
+        self._keys = set()
         out.append(ToolCallStart(index=len(self._committed), id=cid, name=name))
 
     def _args_delta(self, piece: str, out: list[ModelStreamEvent]) -> None:
@@ -200,80 +218,75 @@ class GLMStreamParser:
     # --- the state machine ------------------------------------------------------------------
 
     def _advance(self, out: list[ModelStreamEvent]) -> None:
-        while True:
+        while self._tail:
             mode = self._mode
             if mode == "content":
                 progressed = self._content(out)
-            elif mode == "block":
-                progressed = self._block(out)
             elif mode == "bad_block":
                 progressed = self._bad_block(out)
             elif mode == "seg":
                 progressed = self._seg_start(out)
             elif mode == "seg_text":
                 progressed = self._seg_text(out)
-            elif mode == "seg_call":
-                progressed = self._seg_call(out)
             elif mode == "reasoning":
                 progressed = self._reasoning(out)
-            else:
+            elif mode == "start":
                 progressed = self._start()
-            if not progressed or not self._tail:
+            else:  # block / seg_call take their text in `feed`
+                tail, self._tail = self._tail, ""
+                if mode == "block":
+                    self._feed_block(tail, out)
+                else:
+                    self._feed_seg_call(tail, out)
+                progressed = True
+            if not progressed:
                 return
 
     def _start(self) -> bool:
         s = self._tail.lstrip()
-        if self._forced_reasoning:
-            if not s or _THINK.startswith(s):
-                return False
-            self._strip_think = s.startswith(_THINK)
-            self._mode = "reasoning"
-            return True
         if not s or (_THINK.startswith(s) and s != _THINK):
             return False
-        if s.startswith(_THINK):
+        if s.startswith(_THINK):  # opened here, or re-opened after a prompt that opened it
             self._tail = s[len(_THINK) :]
             self._mode = "reasoning"
         else:
-            self._mode = self._after_reasoning
+            self._mode = "reasoning" if self._forced_reasoning else self._after_reasoning
         return True
-
-    @property
-    def _plain_reasoning(self) -> bool:
-        return self._mode == "reasoning" and not self._strip_think
 
     def _reasoning(self, out: list[ModelStreamEvent]) -> bool:
         tail = self._tail
         e = tail.find(_END_THINK)
         if e != -1:
-            head = tail[:e]
-            if self._strip_think:
-                head = head.lstrip()[len(_THINK) :]
-            self._reason.push(head, out)
+            self._reason.push(tail[:e], out)
             self._tail = tail[e + len(_END_THINK) :]
             self._mode = self._after_reasoning
             return True
-        if not self._strip_think:
-            j = hold_from(tail, (_END_THINK,))
-            self._reason.push(tail[:j], out)
-            self._tail = tail[j:]
+        j = hold_from(tail, (_END_THINK,))
+        self._reason.push(tail[:j], out)
+        self._tail = tail[j:]
         return False
 
-    # XML families ---------------------------------------------------------------------------
+    # content (XML calls, GLM-4.1V answer tags) -------------------------------------------------
 
     def _content(self, out: list[ModelStreamEvent]) -> bool:
         tail = self._tail
         if self._xml:
-            b = tail.find(_CALL)
+            b = tail.find(CALL)
             if b != -1:
                 self._text.push(tail[:b], out)
-                self._tail = tail[b + len(_CALL) :]
+                self._tail = ""
+                self._scanner = BlockScanner(self._box.names, self._box.typer)
+                self._block_parts = []
                 self._mode = "block"
-                self._pair_pos = -1
-                self._scan = 0
-                self._args = {}
+                self._feed_block(tail[b + len(CALL) :], out)
                 return True
-        j = hold_from(tail, (_CALL,) if self._xml else ())
+        elif self._answer:
+            b = min((i for i in (tail.find(t) for t in ANSWER_TAGS) if i != -1), default=-1)
+            if b != -1:  # GLM-4.1V's <answer> / </answer> are dropped from the content
+                self._text.push(tail[:b], out)
+                self._tail = tail[tail.index(">", b) + 1 :]
+                return True
+        j = hold_from(tail, self._content_tags)
         if j:
             self._text.push(tail[:j], out)
             self._tail = tail[j:]
@@ -281,58 +294,62 @@ class GLMStreamParser:
 
     def _bad_block(self, out: list[ModelStreamEvent]) -> bool:
         tail = self._tail
-        e = tail.find(_END_CALL)
+        e = tail.find(END_CALL)
         if e != -1:
-            self._text.push(tail[: e + len(_END_CALL)], out)
-            self._tail = tail[e + len(_END_CALL) :]
+            self._text.push(tail[: e + len(END_CALL)], out)
+            self._tail = tail[e + len(END_CALL) :]
             self._mode = "content"
             return True
-        j = hold_from(tail, (_END_CALL,))
+        j = hold_from(tail, (END_CALL,))
         self._text.push(tail[:j], out)
         self._tail = tail[j:]
         return False
 
-    def _block(self, out: list[ModelStreamEvent]) -> bool:
-        tail = self._tail
-        e = tail.find(_END_CALL, self._scan)
-        if self._open is None:
-            k = tail.find("<arg_key>")
-            stop = min((x for x in (k, e) if x != -1), default=-1)
-            cand = tail[:stop] if stop != -1 else without_partial_tag(tail, _NAME_ENDS)
-            name = cand.strip()
-            if (stop != -1 and name not in self._box.names) or not self._box.could_be_name(
-                cand.lstrip()
-            ):
-                self._text.push(_CALL, out)
-                self._mode = "bad_block"
-                return True
-            if stop == -1:
-                return False
-            self._start_call(name, out)
-            self._pair_pos = k if k != -1 and (e == -1 or k < e) else -1
-        if self._pair_pos != -1:
-            end = e if e != -1 else tail.rfind("</arg_value>", self._pair_pos) + 12
-            if end > self._pair_pos:
-                typer = self._box.typer(self._open[1])  # type: ignore[index]
-                for m in PAIR.finditer(tail, self._pair_pos, end):
-                    key = m.group(1).strip()
-                    value = typer(key, m.group(2))
-                    if key in self._args:
-                        self.consistent = False  # a repeated key: the last value wins
-                    self._args[key] = value
-                    frag = (
-                        _dumps(key, ensure_ascii=False) + ": " + _dumps(value, ensure_ascii=False)
-                    )
-                    self._args_delta(("{" if len(self._open_args) == 0 else ", ") + frag, out)
-                    self._pair_pos = m.end()
-        if e == -1:
-            self._scan = max(0, len(tail) - len(_END_CALL))
+    def _feed_block(self, delta: str, out: list[ModelStreamEvent]) -> None:
+        """Read a `<tool_call>` block: its name, its arguments as each is confirmed, its end."""
+        sc = self._scanner
+        assert sc is not None
+        self._block_parts.append(delta)
+        j = sc.feed(delta)
+        if sc.name and self._open is None:
+            self._start_call(sc.name, out)
+        elif sc.state == "name" and not self._may_be_name(sc):
+            # Not a tool name: the block is text, streamed as it comes (README §5).
+            self._text.push(CALL, out)
+            self._mode, self._tail, self._scanner = "bad_block", "".join(self._block_parts), None
+            return
+        for key, value in sc.pairs:
+            if key in self._keys:
+                self.consistent = False  # a repeated key: the last value wins
+            self._keys.add(key)
+            frag = _dumps(key, ensure_ascii=False) + ": " + _dumps(value, ensure_ascii=False)
+            self._args_delta(("{" if not self._open_args else ", ") + frag, out)
+        sc.pairs.clear()
+        if j is None:
+            return
+        block = "".join(self._block_parts)
+        rest = delta[j:]
+        block = block[: len(block) - len(rest)]
+        if sc.outcome == "invalid":
+            self._text.push(CALL + block, out)
+        elif sc.outcome == "damaged":
+            call = ParsedCall(sc.name, {}, block[sc.name_end : -len(END_CALL)])
+            if self._open_args:
+                self.consistent = False
+            else:
+                self._args_delta(call.arguments(), out)
+            self._commit(call, out)
+        else:
+            self._args_delta("}" if self._open_args else "{}", out)
+            self._commit(ParsedCall(sc.name, sc.args), out)
+        self._scanner = None
+        self._mode, self._tail = "content", rest
+
+    def _may_be_name(self, sc: BlockScanner) -> bool:
+        region = sc.name_so_far()
+        if len(region) > _NAME_CHECK:
             return False
-        self._args_delta("}" if self._open_args else "{}", out)
-        self._commit(ParsedCall(self._open[1], self._args), out)  # type: ignore[index]
-        self._tail = tail[e + len(_END_CALL) :]
-        self._mode = "content"
-        return True
+        return self._box.could_be_name(without_partial_tag(region, _NAME_ENDS).lstrip())
 
     # glm4 segments ----------------------------------------------------------------------------
 
@@ -350,7 +367,7 @@ class GLMStreamParser:
         nl = seg.find("\n")
         if nl != -1 and seg[:nl].strip() in self._box.names:
             self._start_call(seg[:nl].strip(), out)
-            self._scan = 0
+            self._seg_parts, self._seg_carry = [], ""
             self._mode = "seg_call"
             return True
         if nl == -1 and a == -1:
@@ -374,13 +391,18 @@ class GLMStreamParser:
         self._tail = tail[j:]
         return False
 
-    def _seg_call(self, out: list[ModelStreamEvent]) -> bool:
-        tail = self._tail
-        a = tail.find(_ASSISTANT, self._scan)
+    def _feed_seg_call(self, delta: str, out: list[ModelStreamEvent]) -> None:
+        """A glm4 call segment runs to the next `<|assistant|>` (or the end of the output)."""
+        s = self._seg_carry + delta
+        a = s.find(_ASSISTANT)
         if a == -1:
-            self._scan = max(0, len(tail) - len(_ASSISTANT))
-            return False
-        seg = tail[:a].strip()
+            cut = max(0, len(s) - len(_ASSISTANT) + 1)
+            self._seg_parts.append(s[:cut])
+            self._seg_carry = s[cut:]
+            return
+        self._seg_parts.append(s[:a])
+        seg = "".join(self._seg_parts).strip()
+        self._seg_parts, self._seg_carry = [], ""
         call = glm4_call(seg, self._box)
         if call is not None:
             self._args_delta(call.arguments(), out)
@@ -389,6 +411,5 @@ class GLMStreamParser:
             self._open = None
             self._text.new_segment()
             self._text.push(seg, out)
-        self._tail = tail[a + len(_ASSISTANT) :]
+        self._tail = s[a + len(_ASSISTANT) :]
         self._mode = "seg"
-        return True
