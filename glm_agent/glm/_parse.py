@@ -18,7 +18,7 @@ from typing import Any
 from glm_agent.glm._builtin import BROWSER_TOOL, PYTHON_TOOL, decode_builtin
 from glm_agent.glm._facts import STOP_MARKERS
 from glm_agent.glm._typing import ArgTyper, is_clean_json, strict_json
-from glm_agent.glm._xml_scan import CALL, Finder, scan_block
+from glm_agent.glm._xml_scan import CALL, END_CALL, Finder, scan_block, true_end
 from glm_agent.messages import AssistantMessage, ToolCall, ToolDefinition
 
 __all__ = [
@@ -198,13 +198,18 @@ def parse_xml(text: str, tools: Toolbox, *, all_reasoning: bool) -> ParsedOutput
         sc = scan_block(rest, b + len(CALL), tools.names, tools.typer, f)
         if sc.outcome == "incomplete":
             break
+        end = sc.end
         if sc.outcome == "invalid":  # not a call: the block stays in the content
-            pieces.append(rest[pos : sc.end])
+            pieces.append(rest[pos:end])
         else:
+            damaged = sc.damaged
+            real = true_end(rest, end, f)
+            if real != -1:  # the block did not end where it seemed to: no intact reading
+                damaged, end = True, real
             pieces.append(rest[pos:b])
-            raw = rest[sc.name_end : sc.end - len("</tool_call>")] if sc.damaged else None
+            raw = rest[sc.name_end : end - len(END_CALL)] if damaged else None
             out.calls.append(ParsedCall(sc.name, sc.args if raw is None else {}, raw))
-        pos = sc.end
+        pos = end
     pieces.append(rest[pos:])
     out.content = _none_if_blank("".join(pieces))
     return out

@@ -43,7 +43,7 @@ from glm_agent.glm._channel import (
 from glm_agent.glm._facts import STOP_MARKERS
 from glm_agent.glm._parse import ANSWER_TAGS, ParsedCall, Toolbox, glm4_call
 from glm_agent.glm._typing import clean_text
-from glm_agent.glm._xml_scan import CALL, END_CALL, KEY, BlockScanner
+from glm_agent.glm._xml_scan import CALL, END_CALL, KEY, BlockScanner, is_debris
 from glm_agent.messages import (
     AssistantMessage,
     ModelStreamEvent,
@@ -100,6 +100,10 @@ class GLMStreamParser:
         self._keys: set[str] = set()
         self._scanner: BlockScanner | None = None
         self._block_parts: list[str] = []
+        self._pending: ParsedCall | None = None
+        self._gap_parts: list[str] = []
+        self._gap_carry = ""
+        self._gap_text = ""
         self._seg_parts: list[str] = []
         self._seg_carry = ""
         self._done = False
@@ -128,6 +132,10 @@ class GLMStreamParser:
             mode = self._mode
             if mode == "block":
                 self._feed_block(delta, out)
+            elif mode == "after_call":
+                self._feed_after_call(delta, out)
+            elif mode == "hold":
+                return out
             elif mode == "seg_call":
                 self._feed_seg_call(delta, out)
             elif (
@@ -232,10 +240,14 @@ class GLMStreamParser:
                 progressed = self._reasoning(out)
             elif mode == "start":
                 progressed = self._start()
-            else:  # block / seg_call take their text in `feed`
+            elif mode == "hold":
+                return
+            else:  # block / after_call / seg_call take their text in `feed`
                 tail, self._tail = self._tail, ""
                 if mode == "block":
                     self._feed_block(tail, out)
+                elif mode == "after_call":
+                    self._feed_after_call(tail, out)
                 else:
                     self._feed_seg_call(tail, out)
                 progressed = True
@@ -311,6 +323,18 @@ class GLMStreamParser:
         assert sc is not None
         self._block_parts.append(delta)
         j = sc.feed(delta)
+        if self._pending is not None:  # the previous call ended, unless this block is debris
+            region = sc.name_so_far()
+            if sc.state == "name":
+                region = without_partial_tag(region, _NAME_ENDS)
+            if is_debris(region):
+                self._mode = "hold"  # the end of the output decides (`_xml_scan.true_end`)
+                return
+            if sc.state == "name" and self._may_be_name(sc):
+                return
+            self._commit(self._pending, out)
+            self._pending = None
+            self._text.push(self._gap_text, out)
         if sc.name and self._open is None:
             self._start_call(sc.name, out)
         elif sc.state == "name" and not self._may_be_name(sc):
@@ -330,20 +354,44 @@ class GLMStreamParser:
         block = "".join(self._block_parts)
         rest = delta[j:]
         block = block[: len(block) - len(rest)]
+        self._scanner = None
         if sc.outcome == "invalid":
             self._text.push(CALL + block, out)
-        elif sc.outcome == "damaged":
+            self._mode, self._tail = "content", rest
+            return
+        if sc.outcome == "damaged":
             call = ParsedCall(sc.name, {}, block[sc.name_end : -len(END_CALL)])
             if self._open_args:
                 self.consistent = False
             else:
                 self._args_delta(call.arguments(), out)
-            self._commit(call, out)
         else:
+            call = ParsedCall(sc.name, sc.args)
             self._args_delta("}" if self._open_args else "{}", out)
-            self._commit(ParsedCall(sc.name, sc.args), out)
-        self._scanner = None
-        self._mode, self._tail = "content", rest
+        # Committed once the next block starts: a `</tool_call>` before it would mean this call
+        # ran on (see `_xml_scan.stray_end`).
+        self._pending = call
+        self._mode, self._gap_parts, self._gap_carry = "after_call", [], ""
+        self._feed_after_call(rest, out)
+
+    def _feed_after_call(self, delta: str, out: list[ModelStreamEvent]) -> None:
+        """Between a call and the next block: hold the text until it shows the call ended."""
+        s = self._gap_carry + delta
+        e = s.find(END_CALL)
+        b = s.find(CALL)
+        if e != -1 and (b == -1 or e < b):  # a stray `</tool_call>`: the end of output decides
+            self._mode = "hold"
+            return
+        if b == -1:
+            cut = max(0, len(s) - len(END_CALL) + 1)
+            self._gap_parts.append(s[:cut])
+            self._gap_carry = s[cut:]
+            return
+        self._gap_text = "".join(self._gap_parts) + s[:b]
+        self._scanner = BlockScanner(self._box.names, self._box.typer)
+        self._block_parts = []
+        self._mode = "block"
+        self._feed_block(s[b + len(CALL) :], out)
 
     def _may_be_name(self, sc: BlockScanner) -> bool:
         region = sc.name_so_far()

@@ -15,6 +15,9 @@ and the rules for reading it intact or not at all are:
   A damaged call keeps its name and its raw argument text; it is never run with what could be
   read (see `ParsedCall.raw`). When the grammar breaks (a key or value never closes) the block
   runs to the last `</tool_call>` of the output.
+- A `</tool_call>` after a call and before the next `<tool_call>`, or a next block whose "name"
+  holds a closing tag, only make sense if a value held `</arg_value></tool_call>`: the call
+  then ran on, so it is damaged and runs to there (`true_end`).
 - A block whose name is not a tool is not a call (its text is content); a block without its
   `</tool_call>` is cut off (content too).
 
@@ -29,7 +32,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-__all__ = ["BlockScanner", "Finder", "Outcome", "scan_block"]
+__all__ = ["BlockScanner", "Finder", "Outcome", "is_debris", "scan_block", "true_end"]
 
 CALL, END_CALL = "<tool_call>", "</tool_call>"
 KEY, END_KEY, VAL, END_VAL = "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"
@@ -88,6 +91,8 @@ class BlockScanner:
         self.state = "name"
         self.name = ""
         """The tool name, once read (the block is a call or a damaged call)."""
+        self.region = ""
+        """The text the name was read from, once read (also when it is not a tool's name)."""
         self.name_end = -1
         """Offset (from the block start) just past the name: the arguments' raw text starts."""
         self.args: dict[str, Any] = {}
@@ -120,8 +125,8 @@ class BlockScanner:
         return None
 
     def name_so_far(self) -> str:
-        """While the name is being read: its text so far (a possible partial tag included)."""
-        return "".join(self._parts) + self._carry if self.state == "name" else self.name
+        """The name's text: so far (a possible partial tag included) while it is being read."""
+        return "".join(self._parts) + self._carry if self.state == "name" else self.region
 
     # --- the grammar ----------------------------------------------------------------------------
 
@@ -144,7 +149,7 @@ class BlockScanner:
                         self.outcome = "incomplete"
                     return j
                 self._parts.append(s[i:e])
-                region = "".join(self._parts)
+                region = self.region = "".join(self._parts)
                 self._parts = []
                 name = region.strip()
                 if name not in self._names:
@@ -288,3 +293,34 @@ def scan_block(
     if sc.name_end != -1:
         sc.name_end += start
     return sc
+
+
+def is_debris(name_region: str) -> bool:
+    """Whether a block's name text is the leftover of a closed value (`</arg_value>`...), not a
+    tool name a model could have meant."""
+    return "</" in name_region
+
+
+def true_end(text: str, end: int, f: Finder) -> int:
+    """Where a call that seemed to end at `end` really ends, or -1 when it ends there.
+
+    It runs on over a `</tool_call>` before the next block, and over a next block whose name
+    is debris (`is_debris`): both only make sense if a value held `</arg_value></tool_call>`.
+    """
+    pos, moved = end, False
+    while True:
+        nb = f.next(CALL, pos)
+        k = text.rfind(END_CALL, pos, nb if nb != -1 else len(text))
+        if k != -1:
+            pos, moved = k + len(END_CALL), True
+            continue
+        if nb == -1:
+            break
+        e, _ = _first(f, nb + len(CALL), _NAME_ENDS)
+        if e == -1 or not is_debris(text[nb + len(CALL) : e]):
+            break
+        k = f.next(END_CALL, e)
+        if k == -1:
+            break
+        pos, moved = k + len(END_CALL), True
+    return pos if moved else -1
