@@ -149,7 +149,9 @@ def completion_body(
     body["stream"] = stream
     if stream:
         body["stream_options"] = {"include_usage": True}
-    return _merge_extra(body, settings.extra)
+    # chat_template_kwargs went into the prompt glm-agent rendered; /completions has no template.
+    extra = {k: v for k, v in settings.extra.items() if k != "chat_template_kwargs"}
+    return _merge_extra(body, extra)
 
 
 # --- responses --------------------------------------------------------------------------------

@@ -220,7 +220,17 @@ class OpenAICompatibleModel(ChatModel):
         # Completions mode cannot force a call; `none` hides the tools, the rest act as `auto`.
         offered = [] if s.tool_choice == "none" else list(tools)
         think = s.enable_thinking
-        prompt = fmt.render(messages, offered, add_generation_prompt=True, enable_thinking=think)
+        # The template switches a chat server reads from `chat_template_kwargs` (preserved
+        # thinking, GLM-5.x reasoning effort) are applied here, where glm-agent renders.
+        kw = s.extra.get("chat_template_kwargs") or {}
+        prompt = fmt.render(
+            messages,
+            offered,
+            add_generation_prompt=True,
+            enable_thinking=think,
+            clear_thinking=kw.get("clear_thinking"),
+            reasoning_effort=kw.get("reasoning_effort"),
+        )
         body = wire.completion_body(self.model, prompt, s, self.provider, fmt.facts, stream=stream)
         return _Call(
             "completions",

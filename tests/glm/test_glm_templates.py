@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from glm_testdata import TEMPLATES, need
+from glm_testdata import SHARED, TEMPLATES, need
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +40,9 @@ FILES = {
 }
 NO_TOOLS = ("chatglm3", "glm41v")
 # GLM-4-0414's template is not in the reference set: this is the documented shape our
-# glm4-0414 format follows (UNVERIFIED against a checkpoint), written the template's way.
+# glm4-0414 format follows, written the template's way. Its message loop is the one verbatim
+# 0414-family template found (GLM-Z1-Rumination, quoted in ../shared/glm/README.md; checked
+# below); its tools block, system turns and generation prompt are UNVERIFIED.
 GLM4_0414 = (
     "[gMASK]<sop>{%- if tools -%}<|system|>\n# 可用工具\n{%- for tool in tools %}"
     '{%- set function = tool.function if tool.get("function") else tool %}\n\n'
@@ -57,6 +59,16 @@ GLM4_0414 = (
     "{%- elif role == 'observation' %}<|observation|>\n{{ visible }}{%- endif %}{%- endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
+
+
+def test_glm4_0414_message_loop_is_the_verbatim_one() -> None:
+    readme = need(SHARED / "glm" / "README.md").read_text(encoding="utf-8")
+    quote = re.search(r"single-line style:\n  `(.*?)`\n", readme)
+    assert quote is not None
+    parts = quote.group(1).split("…")  # the README elides the two `set` lines in between
+    assert len(parts) == 2 and all(len(part) > 50 for part in parts)
+    for part in parts:
+        assert part.replace("\\n", "\n") in GLM4_0414
 
 
 def template(family: str) -> str:

@@ -28,8 +28,8 @@ are offered and the user spoke last (`REPAIR_SHAPES`; a plain answer otherwise):
 - `typed`: a `string | null` argument typed as a number and an untyped one as a string (`"42"`).
 
 `/v1/completions` answers with raw GLM text: glm4's `name\\n{json}` for `glm-4-9b-chat` and
-`glm-4-0414` models, glm47's `<tool_call>` XML for `glm-4.7` models (and plain text after a tool
-result, `<|observation|>` in the prompt).
+`glm-4-0414` models, glm47's `<tool_call>` XML for `glm-4.7`, `glm-5.1` and `glm-5.3` models (and
+plain text after a tool result, `<|observation|>` in the prompt).
 """
 
 from __future__ import annotations
@@ -275,7 +275,8 @@ def _completion_text(body: dict[str, Any]) -> str:
     prompt: str = body["prompt"]
     if "<|observation|>" in prompt or "get_weather" not in prompt:
         return ANSWER
-    return GLM47_RAW if "4.7" in body["model"] else GLM4_RAW
+    xml = any(v in body["model"] for v in ("4.7", "5.1", "5.3"))  # GLM-4.7 / GLM-5.x markup
+    return GLM47_RAW if xml else GLM4_RAW
 
 
 async def _completion_stream(body: dict[str, Any]) -> AsyncIterator[str]:
