@@ -40,6 +40,8 @@ PIECES = [
     "</arg_value>",
     "<think>",
     "</think>",
+    "<answer>",
+    "</answer>",
     "<|assistant|>",
     "<|observation|>",
     "<|user|>",
