@@ -54,7 +54,6 @@ ServerToolCalls = Literal["trust", "repair", "own"]
 
 SERVER_TOOL_CALLS: tuple[ServerToolCalls, ...] = ("trust", "repair", "own")
 
-_MARKUP = ("<tool_call>", "</think>")
 # The servers' GLM parsers read both layouts (newlines or not); so does this format's parser.
 # With thinking off nothing is reasoning unless a `</think>` says so.
 _CODEC = get_format("glm47")
@@ -130,10 +129,9 @@ class CallRepair:
 
     # --- markup left in the content -------------------------------------------------------------
 
-    def read_content(self, content: str) -> AssistantMessage | None:
-        """Calls (and reasoning) from markup the server left in `content`; None when none."""
-        if not any(m in content for m in _MARKUP):
-            return None
+    def read_content(self, content: str) -> AssistantMessage:
+        """`content` read by glm-agent's codec: calls (and reasoning) from markup the server
+        left there. Always read, as while streaming, so both give the same (stripped) text."""
         return _CODEC.parse(content, self.tools, enable_thinking=False)
 
     def repair(self, message: AssistantMessage) -> AssistantMessage:
