@@ -10,6 +10,7 @@ message mapping of conformance README §4; each disagreement names the first dif
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -151,15 +152,9 @@ def _xml_call(c: ToolCall) -> dict[str, Any]:
     }
 
 
-def render_chat_template(
-    chat_template: str,
-    messages: list[dict[str, Any]],
-    tools: list[dict[str, Any]] | None = None,
-    *,
-    add_generation_prompt: bool = True,
-    **kwargs: Any,
-) -> str:
-    """Render a Jinja chat template exactly as transformers' `render_jinja_template` does."""
+@functools.lru_cache(maxsize=16)
+def _compile(chat_template: str) -> Any:
+    """The compiled template (compiling costs far more than rendering; templates repeat)."""
     try:
         import jinja2
         from jinja2.ext import loopcontrols
@@ -175,14 +170,26 @@ def render_chat_template(
     )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = raise_exception
-    template = env.from_string(chat_template)
-    return template.render(
+    return env.from_string(chat_template)
+
+
+def render_chat_template(
+    chat_template: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    *,
+    add_generation_prompt: bool = True,
+    **kwargs: Any,
+) -> str:
+    """Render a Jinja chat template exactly as transformers' `render_jinja_template` does."""
+    result: str = _compile(chat_template).render(
         messages=messages,
         tools=tools,
         documents=None,
         add_generation_prompt=add_generation_prompt,
         **kwargs,
     )
+    return result
 
 
 Probe = tuple[str, list[Message], list[ToolDefinition], dict[str, Any]]

@@ -18,7 +18,7 @@ from typing import Any
 from glm_agent.glm._builtin import BROWSER_TOOL, PYTHON_TOOL, decode_builtin
 from glm_agent.glm._facts import STOP_MARKERS
 from glm_agent.glm._typing import ArgTyper, is_clean_json, strict_json
-from glm_agent.glm._xml_scan import CALL, END_CALL, Finder, scan_block, true_end
+from glm_agent.glm._xml_scan import CALL, END_CALL, Finder, has_stray, is_debris, scan_block
 from glm_agent.messages import AssistantMessage, ToolCall, ToolDefinition
 
 __all__ = [
@@ -183,33 +183,42 @@ def split_reasoning(text: str, *, all_reasoning: bool) -> tuple[str | None, str 
 
 
 def parse_xml(text: str, tools: Toolbox, *, all_reasoning: bool) -> ParsedOutput:
-    """GLM-4.5+ output: optional reasoning, then content and `<tool_call>` blocks."""
+    """GLM-4.5+ output: optional reasoning, then content and `<tool_call>` blocks.
+
+    A stray tag after a call (`has_stray`) means some value held markup and a call ended
+    early: every call before it is damaged (kept with its raw text, never run as read).
+    """
     out = ParsedOutput()
     out.reasoning, rest = split_reasoning(text, all_reasoning=all_reasoning)
     if rest is None:
         return out
     pieces: list[str] = []
+    spans: list[tuple[int, int]] = []  # each call's raw argument text
     f = Finder(rest)
     pos = 0
+    suspect = 0  # the calls before this index are damaged
     while True:
         b = f.next(CALL, pos)
+        if spans and has_stray(f, pos, b if b != -1 else len(rest)):
+            suspect = len(spans)
         if b == -1:
             break
         sc = scan_block(rest, b + len(CALL), tools.names, tools.typer, f)
         if sc.outcome == "incomplete":
             break
-        end = sc.end
         if sc.outcome == "invalid":  # not a call: the block stays in the content
-            pieces.append(rest[pos:end])
+            pieces.append(rest[pos : sc.end])
+            if spans and is_debris(sc.region):
+                suspect = len(spans)
         else:
-            damaged = sc.damaged
-            real = true_end(rest, end, f)
-            if real != -1:  # the block did not end where it seemed to: no intact reading
-                damaged, end = True, real
             pieces.append(rest[pos:b])
-            raw = rest[sc.name_end : end - len(END_CALL)] if damaged else None
+            spans.append((sc.name_end, sc.end - len(END_CALL)))
+            raw = rest[sc.name_end : sc.end - len(END_CALL)] if sc.damaged else None
             out.calls.append(ParsedCall(sc.name, sc.args if raw is None else {}, raw))
-        pos = end
+        pos = sc.end
+    for i in range(suspect):
+        if out.calls[i].raw is None:
+            out.calls[i] = ParsedCall(out.calls[i].name, {}, rest[spans[i][0] : spans[i][1]])
     pieces.append(rest[pos:])
     out.content = _none_if_blank("".join(pieces))
     return out

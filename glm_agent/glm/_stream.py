@@ -25,6 +25,8 @@ the end of the output instead would stop streaming for every thinking-off answer
 A `ToolCallStart` is sent as soon as a registered tool name opens a call. If the call never
 completes (output cut off, glm4 JSON invalid), it gets no `ToolCallEnd`, its text becomes
 content, and the next call reuses its index with a new id: consumers commit on `ToolCallEnd`.
+A glm4 call ends with its segment; GLM-4.5+ calls end with the output (`finish()`), because a
+tag found after them could still show that a value held markup and a call ended early.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from glm_agent.glm._channel import (
 from glm_agent.glm._facts import STOP_MARKERS
 from glm_agent.glm._parse import ANSWER_TAGS, ParsedCall, Toolbox, glm4_call
 from glm_agent.glm._typing import clean_text
-from glm_agent.glm._xml_scan import CALL, END_CALL, KEY, BlockScanner, is_debris
+from glm_agent.glm._xml_scan import CALL, END_CALL, GAP_TAGS, KEY, BlockScanner, is_debris
 from glm_agent.messages import (
     AssistantMessage,
     ModelStreamEvent,
@@ -100,10 +102,10 @@ class GLMStreamParser:
         self._keys: set[str] = set()
         self._scanner: BlockScanner | None = None
         self._block_parts: list[str] = []
-        self._pending: ParsedCall | None = None
+        # XML calls read to their end, committed when the output ends: (id, name, args sent).
+        self._held: list[tuple[str, str, str]] = []
         self._gap_parts: list[str] = []
         self._gap_carry = ""
-        self._gap_text = ""
         self._seg_parts: list[str] = []
         self._seg_carry = ""
         self._done = False
@@ -162,29 +164,34 @@ class GLMStreamParser:
         self._settle(self._reason, parts.reasoning, out)
         self._settle(self._text, parts.content, out)
         ids: list[str] = []
+        # Calls started and not committed (XML calls are committed here, see `_held`).
+        announced = list(self._held)
+        if self._open is not None:
+            announced.append((self._open[0], self._open[1], "".join(self._open_args)))
+        done = len(self._committed)
         for i, call in enumerate(parts.calls):
-            if i < len(self._committed) and self._committed[i][1] == call:
+            if i < done and self._committed[i][1] == call:
                 ids.append(self._committed[i][0])
                 continue
-            if i < len(self._committed):
-                self.consistent = False
             args = call.arguments()
-            if self._open is not None and self._open[1] == call.name and i == len(self._committed):
-                cid = self._open[0]
-                sent = "".join(self._open_args)
+            j = i - done
+            if i >= done and j < len(announced) and announced[j][1] == call.name:
+                cid, _, sent = announced[j]
                 if not args.startswith(sent):
                     self.consistent = False
                     sent = ""
-                self._open = None
             else:
+                if i < done or j < len(announced):
+                    self.consistent = False
                 cid, sent = new_call_id(), ""
                 out.append(ToolCallStart(index=i, id=cid, name=call.name))
             if args[len(sent) :]:
                 out.append(ToolCallArgsDelta(index=i, id=cid, delta=args[len(sent) :]))
             out.append(self._end(i, cid, call))
             ids.append(cid)
-        if len(parts.calls) < len(self._committed):
+        if len(parts.calls) < done + len(self._held):
             self.consistent = False
+        self._open = None
         self._result = parts.message(ids)
         return out
 
@@ -204,22 +211,25 @@ class GLMStreamParser:
         tc = ToolCall(id=cid, name=call.name, arguments=call.arguments())
         return ToolCallEnd(index=index, call=tc)
 
+    def _index(self) -> int:
+        return len(self._committed) + len(self._held)
+
     def _start_call(self, name: str, out: list[ModelStreamEvent]) -> None:
         cid = new_call_id()
         self._open = (cid, name)
         self._open_args = []
         self._keys = set()
-        out.append(ToolCallStart(index=len(self._committed), id=cid, name=name))
+        out.append(ToolCallStart(index=self._index(), id=cid, name=name))
 
     def _args_delta(self, piece: str, out: list[ModelStreamEvent]) -> None:
         assert self._open is not None
         self._open_args.append(piece)
-        out.append(ToolCallArgsDelta(index=len(self._committed), id=self._open[0], delta=piece))
+        out.append(ToolCallArgsDelta(index=self._index(), id=self._open[0], delta=piece))
 
     def _commit(self, call: ParsedCall, out: list[ModelStreamEvent]) -> None:
         assert self._open is not None
         cid = self._open[0]
-        out.append(self._end(len(self._committed), cid, call))
+        out.append(self._end(self._index(), cid, call))
         self._committed.append((cid, call))
         self._open = None
 
@@ -323,18 +333,14 @@ class GLMStreamParser:
         assert sc is not None
         self._block_parts.append(delta)
         j = sc.feed(delta)
-        if self._pending is not None:  # the previous call ended, unless this block is debris
-            region = sc.name_so_far()
+        if self._held:  # a block whose name is debris: some value held markup (`is_debris`)
             if sc.state == "name":
-                region = without_partial_tag(region, _NAME_ENDS)
-            if is_debris(region):
-                self._mode = "hold"  # the end of the output decides (`_xml_scan.true_end`)
+                debris = "<" in without_partial_tag(sc.name_so_far(), _NAME_ENDS)
+            else:
+                debris = not sc.name and is_debris(sc.region)
+            if debris:
+                self._mode = "hold"  # the end of the output decides
                 return
-            if sc.state == "name" and self._may_be_name(sc):
-                return
-            self._commit(self._pending, out)
-            self._pending = None
-            self._text.push(self._gap_text, out)
         if sc.name and self._open is None:
             self._start_call(sc.name, out)
         elif sc.state == "name" and not self._may_be_name(sc):
@@ -368,26 +374,28 @@ class GLMStreamParser:
         else:
             call = ParsedCall(sc.name, sc.args)
             self._args_delta("}" if self._open_args else "{}", out)
-        # Committed once the next block starts: a `</tool_call>` before it would mean this call
-        # ran on (see `_xml_scan.stray_end`).
-        self._pending = call
+        # Committed at the end of the output: a stray tag after it would mean a value held
+        # markup and some call ended early (`_parse.parse_xml`).
+        assert self._open is not None
+        self._held.append((self._open[0], sc.name, "".join(self._open_args)))
+        self._open = None
         self._mode, self._gap_parts, self._gap_carry = "after_call", [], ""
         self._feed_after_call(rest, out)
 
     def _feed_after_call(self, delta: str, out: list[ModelStreamEvent]) -> None:
-        """Between a call and the next block: hold the text until it shows the call ended."""
+        """Between calls: text, unless a tag that belongs in a block shows up (`has_stray`)."""
         s = self._gap_carry + delta
-        e = s.find(END_CALL)
         b = s.find(CALL)
-        if e != -1 and (b == -1 or e < b):  # a stray `</tool_call>`: the end of output decides
-            self._mode = "hold"
+        stop = b if b != -1 else len(s)
+        if any(-1 < s.find(tag, 0, stop + len(tag) - 1) < stop for tag in GAP_TAGS):
+            self._mode = "hold"  # some call ended early: the end of the output decides
             return
         if b == -1:
             cut = max(0, len(s) - len(END_CALL) + 1)
             self._gap_parts.append(s[:cut])
             self._gap_carry = s[cut:]
             return
-        self._gap_text = "".join(self._gap_parts) + s[:b]
+        self._text.push("".join(self._gap_parts) + s[:b], out)
         self._scanner = BlockScanner(self._box.names, self._box.typer)
         self._block_parts = []
         self._mode = "block"

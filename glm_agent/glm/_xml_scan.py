@@ -15,9 +15,11 @@ and the rules for reading it intact or not at all are:
   A damaged call keeps its name and its raw argument text; it is never run with what could be
   read (see `ParsedCall.raw`). When the grammar breaks (a key or value never closes) the block
   runs to the last `</tool_call>` of the output.
-- A `</tool_call>` after a call and before the next `<tool_call>`, or a next block whose "name"
-  holds a closing tag, only make sense if a value held `</arg_value></tool_call>`: the call
-  then ran on, so it is damaged and runs to there (`true_end`).
+- A `</tool_call>` or an argument tag outside any block after a call, or a later block with an
+  empty name or a tag in it, only make sense if a value held `</arg_value></tool_call>`: some
+  call ended early, so every call before it is damaged (`has_stray`, `is_debris`). A value
+  holding that sequence followed by text that reads as well-formed (say a block naming an
+  unknown tool) cannot be told from a call followed by that text: it is read as the latter.
 - A block whose name is not a tool is not a call (its text is content); a block without its
   `</tool_call>` is cut off (content too).
 
@@ -32,7 +34,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-__all__ = ["BlockScanner", "Finder", "Outcome", "is_debris", "scan_block", "true_end"]
+__all__ = ["GAP_TAGS", "BlockScanner", "Finder", "Outcome", "has_stray", "is_debris", "scan_block"]
 
 CALL, END_CALL = "<tool_call>", "</tool_call>"
 KEY, END_KEY, VAL, END_VAL = "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"
@@ -73,6 +75,8 @@ def _first(f: Finder, pos: int, tags: tuple[str, ...]) -> tuple[int, str]:
 
 
 _NAME_ENDS = (KEY, END_CALL)
+GAP_TAGS = (END_CALL, KEY, END_KEY, VAL, END_VAL)
+"""Tags that cannot stand outside a block (only inside one)."""
 _KEY_ENDS = (END_KEY, KEY, VAL, END_VAL, CALL, END_CALL)
 _VALUE_STOPS = (END_VAL, KEY, VAL)
 
@@ -296,31 +300,11 @@ def scan_block(
 
 
 def is_debris(name_region: str) -> bool:
-    """Whether a block's name text is the leftover of a closed value (`</arg_value>`...), not a
-    tool name a model could have meant."""
-    return "</" in name_region
+    """Whether a block's name text (read whole) is no name a model could have meant, so the
+    block is the leftover of a value that held markup: empty, or holding a tag."""
+    return not name_region.strip() or "<" in name_region
 
 
-def true_end(text: str, end: int, f: Finder) -> int:
-    """Where a call that seemed to end at `end` really ends, or -1 when it ends there.
-
-    It runs on over a `</tool_call>` before the next block, and over a next block whose name
-    is debris (`is_debris`): both only make sense if a value held `</arg_value></tool_call>`.
-    """
-    pos, moved = end, False
-    while True:
-        nb = f.next(CALL, pos)
-        k = text.rfind(END_CALL, pos, nb if nb != -1 else len(text))
-        if k != -1:
-            pos, moved = k + len(END_CALL), True
-            continue
-        if nb == -1:
-            break
-        e, _ = _first(f, nb + len(CALL), _NAME_ENDS)
-        if e == -1 or not is_debris(text[nb + len(CALL) : e]):
-            break
-        k = f.next(END_CALL, e)
-        if k == -1:
-            break
-        pos, moved = k + len(END_CALL), True
-    return pos if moved else -1
+def has_stray(f: Finder, start: int, stop: int) -> bool:
+    """Whether `text[start:stop]`, outside any block, holds a tag that belongs inside one."""
+    return any(-1 < f.next(tag, start) < stop for tag in GAP_TAGS)

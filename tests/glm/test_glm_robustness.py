@@ -96,9 +96,24 @@ def render_output(family: str, calls: list[tuple[str, dict[str, Any]]]) -> str:
 
 # --- 1. a string value holding tags: read whole, or the call is damaged; never cut short --------
 
+SAFE_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="<"), max_size=6
+)
 TAGGY = st.lists(
     st.sampled_from([*TAGS, "a", " ", "\n", "<", ">", "/", "arg_value", "中"]), max_size=8
 ).map("".join)
+
+
+def closes(value: str) -> bool:
+    """Whether the value holds `</arg_value>` + whitespace + `</tool_call>`: then the output
+    also reads as a call ending there followed by other text, which no parser can rule out
+    when that text is well-formed (the engines share this limit)."""
+    i = value.find("</arg_value>")
+    while i != -1:
+        if value[i + len("</arg_value>") :].lstrip().startswith("</tool_call>"):
+            return True
+        i = value.find("</arg_value>", i + 1)
+    return False
 
 
 def unambiguous(value: str) -> bool:
@@ -122,12 +137,33 @@ def test_tags_inside_values_are_kept_or_the_call_is_damaged(
 ) -> None:
     args = {"s": s, "t": t}
     got = parse_both(family, render_output(family, [("f", args)]), seed)
-    assert len(got.tool_calls) == 1
+    assert got.tool_calls
     arguments = got.tool_calls[0].arguments
     if unambiguous(s) and unambiguous(t):
+        assert len(got.tool_calls) == 1
         assert strict_loads(arguments) == args  # read whole, `</arg_value>` inside included
-    else:
-        assert not is_json(arguments) or strict_loads(arguments) == args
+    elif not closes(s) and not closes(t):
+        assert len(got.tool_calls) == 1
+        assert not is_json(arguments) or strict_loads(arguments) == args  # never cut short
+
+
+@SETTINGS
+@given(
+    family=st.sampled_from(XML),
+    before=SAFE_TEXT,
+    after=st.sampled_from(TAGS),
+    tail=SAFE_TEXT,
+    seed=st.integers(0, 99),
+)
+def test_a_value_cut_at_its_end_tags_is_caught_by_what_follows(
+    family: str, before: str, after: str, tail: str, seed: int
+) -> None:
+    """A value holding `</arg_value></tool_call>` then a tag that cannot stand outside a call
+    (or an empty block): the call that seemed to end there is damaged, not run cut short."""
+    value = f"{before}</arg_value></tool_call>{tail}{after}"
+    got = parse_both(family, render_output(family, [("f", {"s": value})]), seed)
+    assert got.tool_calls  # (`<tool_call>` after: a block whose name is `</arg_value>`)
+    assert all(not is_json(c.arguments) for c in got.tool_calls)
 
 
 # --- 2. a damaged output never yields a call that runs with other arguments ---------------------
