@@ -291,6 +291,9 @@ SHAPES = {
     # an untyped value of `<` (JSON, then literal_eval fallbacks)
     "untyped value of `<`": ("glm47", lambda n: "<tool_call>f<arg_key>b</arg_key><arg_value>"
                              + "<" * n + "</arg_value></tool_call>"),
+    # n/23 zero-argument calls, then a stray tag that makes them all damaged
+    "calls x n/23, then `</arg_value>`": ("glm47", lambda n: "<tool_call>f</tool_call>"
+                                          * (n // 23) + "</arg_value>"),
     # a glm4 JSON call whose string holds n `<`
     "glm4 call, string of `<`": ("glm4", lambda n: 'f\n{"a": "' + "<" * n + '"}'),
 }
