@@ -28,7 +28,7 @@ from glm_agent.glm._facts import (
 from glm_agent.glm._format import GLMFormat, get_format
 from glm_agent.glm._render_glm4 import GLM4_PERSONA, GLM4_PERSONA_2024_06
 from glm_agent.glm._stream import GLMStreamParser
-from glm_agent.glm._typing import admitted_types, type_value
+from glm_agent.glm._typing import admitted_types, coerce_to_schema, type_value
 
 if TYPE_CHECKING:
     from glm_agent.glm.tokenizer import GLMTokenizer, IncrementalDecoder
@@ -47,6 +47,7 @@ __all__ = [
     "IncrementalDecoder",
     "admitted_types",
     "check_chat_template",
+    "coerce_to_schema",
     "facts_for_model",
     "family_for_model",
     "get_facts",

@@ -48,32 +48,35 @@ class Channel:
     def __init__(self, make: Callable[[str], ModelStreamEvent]) -> None:
         self.make = make
         self.emitted: list[str] = []
-        self.held = ""  # trailing whitespace: inside the text only if more text follows
+        # Trailing whitespace, inside the text only if more text follows (a list: appending to
+        # a long run stays linear).
+        self.held: list[str] = []
         self.started = False
         self.seg_started = False
 
     def new_segment(self) -> None:
         """glm4: the next text is a new segment (stripped, joined with a newline)."""
-        self.held = ""
+        self.held = []
         self.seg_started = False
 
     def push(self, text: str, out: list[ModelStreamEvent]) -> None:
+        """Add `text`; emit what is now known to be part of the (stripped) channel text."""
         if not self.seg_started:
             text = text.lstrip()
             if not text:
                 return
             self.seg_started = True
             if self.started:
-                self.held = "\n" + self.held
+                self.held.insert(0, "\n")
             self.started = True
         if not text:
             return
         body = text.rstrip() if text[-1].isspace() else text
         if not body:
-            self.held += text
+            self.held.append(text)
             return
-        piece = self.held + body if self.held else body
-        self.held = text[len(body) :]
+        piece = "".join(self.held) + body if self.held else body
+        self.held = [text[len(body) :]] if len(body) < len(text) else []
         self.emitted.append(piece)
         out.append(self.make(piece))
 

@@ -10,11 +10,23 @@ from glm_agent.exceptions import UserError
 
 __all__ = ["FAMILIES", "Family", "FamilyFacts", "facts_for_model", "family_for_model", "get_facts"]
 
-Family = Literal["glm4", "glm4-0414", "glm45", "glm47", "chatglm3"]
+Family = Literal[
+    "glm4", "glm4-0414", "glm45", "glm47", "chatglm3", "glm41v", "glm5", "glm52", "glm53"
+]
 """A GLM chat-format family."""
 
-FAMILIES: tuple[Family, ...] = ("glm4", "glm4-0414", "glm45", "glm47", "chatglm3")
-"""Every family, in release order of the format."""
+FAMILIES: tuple[Family, ...] = (
+    "glm4",
+    "glm4-0414",
+    "glm45",
+    "glm47",
+    "chatglm3",
+    "glm41v",
+    "glm5",
+    "glm52",
+    "glm53",
+)
+"""Every family: the GLM-4 / ChatGLM3 ones, then GLM-4.1V-Thinking and the GLM-5.x line."""
 
 STOP_MARKERS: tuple[str, ...] = ("<|observation|>", "<|user|>", "<|endoftext|>")
 """Stop-token texts a parser strips from the end of raw output."""
@@ -59,6 +71,27 @@ _GLM45_SPECIAL: dict[str, int] = {
     "</arg_value>": 151359,
     "/nothink": 151360,
 }
+# GLM-5.x / GLM-4.7-Flash tokenizer (vocabulary 154,880; ../shared/glm/README.md, from SGLang's
+# glm53_flash_detector and the GLM-5.2 generation_config).
+_GLM5_SPECIAL: dict[str, int] = {
+    "<|endoftext|>": 154820,
+    "[gMASK]": 154822,
+    "[sMASK]": 154823,
+    "<sop>": 154824,
+    "<|system|>": 154826,
+    "<|user|>": 154827,
+    "<|assistant|>": 154828,
+    "<|observation|>": 154829,
+    "<think>": 154841,
+    "</think>": 154842,
+    "<tool_call>": 154843,
+    "</tool_call>": 154844,
+    "<arg_key>": 154847,
+    "</arg_key>": 154848,
+    "<arg_value>": 154849,
+    "</arg_value>": 154850,
+}
+_GLM5_STOPS = (154820, 154827, 154829)
 # ChatGLM3-6B's SentencePiece vocabulary: its own ids.
 _CHATGLM3_SPECIAL: dict[str, int] = {
     "</s>": 2,
@@ -101,6 +134,8 @@ class FamilyFacts:
     """Whether the format can describe tools and tool calls."""
     supports_thinking: bool = False
     """Whether the format has a reasoning channel (`<think>`)."""
+    verified: bool = False
+    """Whether the renderer is proven byte-identical to a saved official template (tests)."""
     source: str = ""
     """Where these facts come from."""
 
@@ -108,6 +143,7 @@ class FamilyFacts:
 _FACTS: dict[Family, FamilyFacts] = {
     "glm4": FamilyFacts(
         name="glm4",
+        verified=True,
         stop_token_ids=_GLM4_STOPS,
         stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
         special_tokens=dict(_GLM4_SPECIAL),
@@ -129,6 +165,7 @@ _FACTS: dict[Family, FamilyFacts] = {
     ),
     "glm45": FamilyFacts(
         name="glm45",
+        verified=True,
         stop_token_ids=_GLM4_STOPS,
         stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
         special_tokens=dict(_GLM45_SPECIAL),
@@ -140,6 +177,7 @@ _FACTS: dict[Family, FamilyFacts] = {
     ),
     "glm47": FamilyFacts(
         name="glm47",
+        verified=True,
         stop_token_ids=_GLM4_STOPS,
         stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
         special_tokens=dict(_GLM45_SPECIAL),
@@ -152,6 +190,7 @@ _FACTS: dict[Family, FamilyFacts] = {
     ),
     "chatglm3": FamilyFacts(
         name="chatglm3",
+        verified=True,
         stop_token_ids=(2, 64795, 64797),
         stop_strings=("</s>", "<|user|>", "<|observation|>"),
         special_tokens=dict(_CHATGLM3_SPECIAL),
@@ -161,6 +200,59 @@ _FACTS: dict[Family, FamilyFacts] = {
         prompt_prefix="[gMASK]sop",
         supports_tools=False,
         source="chatglm3-6b config (seq_length 8192; -32k / -128k variants longer)",
+    ),
+    "glm41v": FamilyFacts(
+        name="glm41v",
+        verified=True,
+        stop_token_ids=_GLM4_STOPS,
+        stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
+        special_tokens=dict(_GLM4_SPECIAL),
+        max_context=65536,
+        generation_prompt_suffix="<|assistant|>\n",
+        supports_tools=False,
+        supports_thinking=True,
+        source="template: glm-4.1v-thinking.jinja (byte-exact); ids: GLM-V keeps glm-4-9b-chat's "
+        "(README); context and sampling: model card, unverified here",
+    ),
+    "glm5": FamilyFacts(
+        name="glm5",
+        stop_token_ids=_GLM5_STOPS,
+        stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
+        special_tokens=dict(_GLM5_SPECIAL),
+        default_temperature=1.0,
+        default_top_p=0.95,
+        max_context=202752,
+        generation_prompt_suffix="<|assistant|><think>",
+        supports_thinking=True,
+        source="GLM-5 / 5.1: ids and stops per README; template UNVERIFIED (fw-ai/cookbook "
+        "glm5.py, third-party); context and sampling as GLM-4.7, unverified",
+    ),
+    "glm52": FamilyFacts(
+        name="glm52",
+        stop_token_ids=_GLM5_STOPS,
+        stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
+        special_tokens=dict(_GLM5_SPECIAL),
+        default_temperature=1.0,
+        default_top_p=0.95,
+        max_context=202752,
+        generation_prompt_suffix="<|assistant|><think>",
+        supports_thinking=True,
+        source="GLM-5.2: ids and stops per README (generation_config); template UNVERIFIED "
+        "(zai-org/GLM-5 README, fw-ai/cookbook); context and sampling unverified",
+    ),
+    "glm53": FamilyFacts(
+        name="glm53",
+        verified=True,
+        stop_token_ids=_GLM5_STOPS,
+        stop_strings=("<|endoftext|>", "<|user|>", "<|observation|>"),
+        special_tokens=dict(_GLM5_SPECIAL),
+        default_temperature=1.0,
+        default_top_p=0.95,
+        max_context=202752,
+        generation_prompt_suffix="<|assistant|><think>",
+        supports_thinking=True,
+        source="template: glm-5.3-flash.jinja (byte-exact); ids and stops per README; context "
+        "and sampling unverified",
     ),
 }
 
@@ -187,11 +279,20 @@ _MODEL_TYPES: dict[str, Family] = {
     "glm4": "glm4-0414",
     "glm4_moe": "glm45",
     "glm4_moe_lite": "glm47",
+    "glm4v": "glm41v",
+    "glm4v_moe": "glm45",  # GLM-4.5V / 4.6V: GLM-4.5 tool calls (their template is not saved)
+    "glm46v": "glm45",
+    "glm_moe_dsa": "glm5",  # GLM-5 / 5.1 / 5.2 (5.2 is told apart by name)
+    "glm5_next": "glm53",
 }
 
 _NAME_RULES: tuple[tuple[re.Pattern[str], Family], ...] = (
     (re.compile(r"chatglm3"), "chatglm3"),
     (re.compile(r"glm-?z1|0414"), "glm4-0414"),
+    (re.compile(r"glm-?5[._]?3"), "glm53"),
+    (re.compile(r"glm-?5[._]?2"), "glm52"),
+    (re.compile(r"glm-?5"), "glm5"),
+    (re.compile(r"glm-?4[._]?1v"), "glm41v"),
     (re.compile(r"glm-?4[._]?7"), "glm47"),
     (re.compile(r"glm-?4[._]?[56]"), "glm45"),
     (re.compile(r"glm-?4"), "glm4"),
@@ -202,8 +303,10 @@ def family_for_model(name: str, model_type: str | None = None) -> Family:
     """The chat-format family of a model, from its name or path and/or `model_type`.
 
     The name decides when it says enough ("THUDM/glm-4-9b-chat-hf" → glm4, "zai-org/GLM-4.5-Air"
-    → glm45, "GLM-4-32B-0414" and GLM-Z1 → glm4-0414, "glm-4.7-flash" → glm47); otherwise the
-    transformers `model_type` (glm → glm4, glm4 → glm4-0414, glm4_moe → glm45) does. A family
+    and GLM-4.5V / 4.6V → glm45, "GLM-4-32B-0414" and GLM-Z1 → glm4-0414, "glm-4.7-flash" →
+    glm47, "GLM-4.1V-9B-Thinking" → glm41v, GLM-5 / 5.1 → glm5, GLM-5.2 → glm52, GLM-5.3 and
+    5.3-Flash → glm53); otherwise the transformers `model_type` (glm → glm4, glm4 → glm4-0414,
+    glm4_moe → glm45, glm4v → glm41v, glm_moe_dsa → glm5, glm5_next → glm53) does. A family
     name is returned as it is.
 
     Raises:
@@ -232,7 +335,7 @@ def facts_for_model(name: str, model_type: str | None = None) -> FamilyFacts:
     base = name.lower()
     if base.rstrip("/").endswith("-1m") or "-1m/" in base:
         return replace(facts, max_context=1048576)
-    if re.search(r"glm-?4[._]?6", base):
+    if re.search(r"glm-?4[._]?6(?!v)", base):
         return replace(facts, max_context=202752)
     if facts.name == "chatglm3":
         for tag, n in (("-32k", 32768), ("-128k", 131072)):

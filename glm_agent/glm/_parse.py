@@ -1,19 +1,24 @@
 """Raw model output → content, reasoning and tool calls (conformance README §5).
 
-Parsing never raises: text that is not a complete, valid call stays content.
+Parsing never raises and runs in time linear in the output. Text that is not a complete call
+to a known tool stays content. A call whose arguments cannot be read intact is never returned
+with what could be read: it keeps its raw argument text (`ParsedCall.raw`), which is not JSON,
+so the agent loop answers it as invalid arguments for the model to correct. Arguments are
+finite JSON of valid Unicode (see `_typing`); lone surrogates in the text become U+FFFD.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from glm_agent.glm._builtin import BROWSER_TOOL, PYTHON_TOOL, decode_builtin
 from glm_agent.glm._facts import STOP_MARKERS
-from glm_agent.glm._typing import ArgTyper
+from glm_agent.glm._typing import ArgTyper, is_clean_json, strict_json
+from glm_agent.glm._xml_scan import CALL, END_CALL, Finder, has_stray, is_debris, scan_block
 from glm_agent.messages import AssistantMessage, ToolCall, ToolDefinition
 
 __all__ = [
@@ -21,28 +26,32 @@ __all__ = [
     "ParsedOutput",
     "Toolbox",
     "glm4_call",
+    "parse_answer",
     "parse_chatglm3",
     "parse_glm4",
     "parse_xml",
     "split_reasoning",
     "strip_stops",
-    "xml_call",
 ]
 
-_TAG_FREE = r"[^<]*(?:<(?!/?arg_(?:key|value)>)[^<]*)*"
-PAIR = re.compile(rf"<arg_key>({_TAG_FREE})</arg_key>\s*<arg_value>({_TAG_FREE})</arg_value>")
-_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+ANSWER_TAGS = ("<answer>", "</answer>")
+_ANSWER = re.compile("</?answer>")
 
 
 @dataclass(frozen=True)
 class ParsedCall:
-    """One call read from the output: name and decoded arguments."""
+    """One call read from the output: name and decoded arguments (or its raw text)."""
 
     name: str
     args: dict[str, Any]
+    raw: str | None = None
+    """Set when the arguments could not be read intact: the model's text after the name."""
 
     def arguments(self) -> str:
-        """The arguments as the JSON string a `ToolCall` carries."""
+        """The arguments as the string a `ToolCall` carries: JSON, or the raw text of a damaged
+        call (not JSON, so the agent loop reports invalid arguments instead of running it)."""
+        if self.raw is not None:
+            return self.raw
         return json.dumps(self.args, ensure_ascii=False)
 
 
@@ -73,12 +82,16 @@ class Toolbox:
         self._params: dict[str, Mapping[str, Any]] = {t.name: t.parameters for t in tools}
         self._typers: dict[str, ArgTyper] = {}
 
-    def typer(self, name: str) -> Callable[[str, str], Any]:
+    def typer(self, name: str) -> ArgTyper:
         """The argument typer of tool `name`."""
         typer = self._typers.get(name)
         if typer is None:
             typer = self._typers[name] = ArgTyper(self._params.get(name, {}))
         return typer
+
+    def schema(self, name: str) -> Mapping[str, Any]:
+        """The parameters schema of tool `name` (empty when unknown)."""
+        return self._params.get(name, {})
 
     def could_be_name(self, text: str) -> bool:
         """Whether `text` (left-stripped) may still grow into `name.strip()` of a tool."""
@@ -90,14 +103,17 @@ class Toolbox:
 
 def strip_stops(text: str) -> str:
     """`text` without any number of trailing stop markers (and the whitespace between them)."""
+    end = len(text)
     while True:
-        t = text.rstrip()
+        e = end
+        while e and text[e - 1].isspace():
+            e -= 1
         for m in STOP_MARKERS:
-            if t.endswith(m):
-                text = t[: -len(m)]
+            if text.endswith(m, 0, e):
+                end = e - len(m)
                 break
         else:
-            return text
+            return text[:end] if end < len(text) else text
 
 
 def _none_if_blank(text: str) -> str | None:
@@ -113,14 +129,15 @@ def glm4_call(seg: str, tools: Toolbox) -> ParsedCall | None:
         return None
     body = body.strip()
     try:
-        args = json.loads(body)
-    except (ValueError, RecursionError):
+        args = strict_json(body)  # finite, valid-Unicode JSON only; anything else is text
+    except ValueError:
         args = None
     if isinstance(args, dict):
-        return ParsedCall(name, args)
+        typer = tools.typer(name)
+        return ParsedCall(name, {k: typer.undouble(k, v) for k, v in args.items()})
     if name in (PYTHON_TOOL, BROWSER_TOOL):
         builtin = decode_builtin(name, body)
-        if builtin is not None:
+        if builtin is not None and is_clean_json(builtin):
             return ParsedCall(name, builtin)
     return None
 
@@ -155,43 +172,53 @@ def split_reasoning(text: str, *, all_reasoning: bool) -> tuple[str | None, str 
             head = head[len("<think>") :]
         return _none_if_blank(head), text[end + len("</think>") :]
     if all_reasoning:
-        return _none_if_blank(text), None
+        stripped = text.lstrip()
+        if stripped.startswith("<think>"):  # the model re-opened what the prompt opened
+            stripped = stripped[len("<think>") :]
+        return _none_if_blank(stripped), None
     stripped = text.lstrip()
     if stripped.startswith("<think>"):
         return _none_if_blank(stripped[len("<think>") :]), None
     return None, text
 
 
-def xml_call(block: str, tools: Toolbox) -> ParsedCall | None:
-    """The call one `<tool_call>` block body makes, or None when it is invalid."""
-    k = block.find("<arg_key>")
-    name = (block if k == -1 else block[:k]).strip()
-    if name not in tools.names:
-        return None
-    args: dict[str, Any] = {}
-    if k != -1:
-        typer = tools.typer(name)
-        for key, raw in PAIR.findall(block, k):
-            key = key.strip()
-            args[key] = typer(key, raw)
-    return ParsedCall(name, args)
-
-
 def parse_xml(text: str, tools: Toolbox, *, all_reasoning: bool) -> ParsedOutput:
-    """GLM-4.5+ output: optional reasoning, then content and `<tool_call>` blocks."""
+    """GLM-4.5+ output: optional reasoning, then content and `<tool_call>` blocks.
+
+    A stray tag after a call (`has_stray`) means some value held markup and a call ended
+    early: every call before it is damaged (kept with its raw text, never run as read).
+    """
     out = ParsedOutput()
     out.reasoning, rest = split_reasoning(text, all_reasoning=all_reasoning)
     if rest is None:
         return out
     pieces: list[str] = []
+    spans: list[tuple[int, int]] = []  # each call's raw argument text
+    f = Finder(rest)
     pos = 0
-    for m in _BLOCK.finditer(rest):
-        call = xml_call(m.group(1), tools)
-        if call is None:
-            continue
-        pieces.append(rest[pos : m.start()])
-        pos = m.end()
-        out.calls.append(call)
+    suspect = 0  # the calls before this index are damaged
+    while True:
+        b = f.next(CALL, pos)
+        if spans and has_stray(f, pos, b if b != -1 else len(rest)):
+            suspect = len(spans)
+        if b == -1:
+            break
+        sc = scan_block(rest, b + len(CALL), tools.names, tools.typer, f)
+        if sc.outcome == "incomplete":
+            break
+        if sc.outcome == "invalid":  # not a call: the block stays in the content
+            pieces.append(rest[pos : sc.end])
+            if spans and is_debris(sc.region):
+                suspect = len(spans)
+        else:
+            pieces.append(rest[pos:b])
+            spans.append((sc.name_end, sc.end - len(END_CALL)))
+            raw = rest[sc.name_end : sc.end - len(END_CALL)] if sc.damaged else None
+            out.calls.append(ParsedCall(sc.name, sc.args if raw is None else {}, raw))
+        pos = sc.end
+    for i in range(suspect):
+        if out.calls[i].raw is None:
+            out.calls[i] = ParsedCall(out.calls[i].name, {}, rest[spans[i][0] : spans[i][1]])
     pieces.append(rest[pos:])
     out.content = _none_if_blank("".join(pieces))
     return out
@@ -203,6 +230,13 @@ def parse_glm4_0414(text: str, tools: Toolbox) -> ParsedOutput:
     out = parse_glm4(rest, tools) if rest is not None else ParsedOutput()
     out.reasoning = reasoning
     return out
+
+
+def parse_answer(text: str) -> ParsedOutput:
+    """GLM-4.1V-Thinking: `<think>reasoning</think><answer>content</answer>`, tags dropped."""
+    reasoning, rest = split_reasoning(text, all_reasoning=False)
+    content = _ANSWER.sub("", rest) if rest is not None else None
+    return ParsedOutput(content=_none_if_blank(content or ""), reasoning=reasoning)
 
 
 def parse_chatglm3(text: str) -> ParsedOutput:

@@ -5,11 +5,16 @@ item first (persona, `# 可用工具`, one `## name` block per tool), assistant 
 `<|assistant|>{name}\\n{arguments}` turn each (arguments verbatim, the message's own content
 dropped), tool results as `<|observation|>` turns, empty turns omitted.
 
-glm4-0414 is UNVERIFIED: its template is not in the reference set. It follows the documented
-shape of GLM-4-32B-0414's template: the tools block without persona (`<|system|>\\n# 可用工具`
-then the same `## name` blocks), then every system message, then the other turns in order,
-each showing only its text after the last `</think>`, stripped (so GLM-Z1 reasoning is never
-rendered back); a tool call is `<|assistant|>{name} \\n{arguments}` (note the space).
+glm4-0414 is UNVERIFIED: no GLM-4-9B/32B-0414 or GLM-Z1 template is in the reference set. It
+follows the documented shape of GLM-4-32B-0414's template: the tools block without persona
+(`<|system|>\\n# 可用工具` then the same `## name` blocks), then every system message, then the
+other turns in order, each showing only its text after the last `</think>`, stripped (so GLM-Z1
+reasoning is never rendered back); a tool call is `<|assistant|>{name} \\n{arguments}` (note the
+space). The one verbatim 0414-family template found, GLM-Z1-Rumination-32B-0414's (README),
+confirms that message loop and the `<|assistant|>` generation prompt; it cannot confirm the
+rest, because Rumination ignores tools and system messages. Still missing to verify: the
+tools-block bytes, where system turns go, and GLM-Z1's generation prompt (third-party copies
+say `<|assistant|>\\n<think>`, which would make Z1 a format of its own).
 """
 
 from __future__ import annotations
@@ -150,5 +155,5 @@ def check_no_tools(
         if isinstance(m, ToolMessage) or (isinstance(m, AssistantMessage) and m.tool_calls):
             raise UserError(
                 f"message {i}: the {family} format has no tool calls or tool results; "
-                "formats with tools: glm4, glm4-0414, glm45, glm47"
+                "formats with tools: glm4, glm4-0414, glm45, glm47, glm5, glm52, glm53"
             )

@@ -24,7 +24,7 @@ from glm_agent.messages import (
     UserMessage,
 )
 
-__all__ = ["call_arguments", "render_xml"]
+__all__ = ["call_arguments", "render_call", "render_xml", "split_reasoning_history"]
 
 _TOOLS_HEAD = (
     "<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user query."
@@ -44,12 +44,19 @@ _FORMAT_47 = (
 )
 
 
-def call_arguments(call: ToolCall) -> dict[str, Any]:
-    """A call's arguments as the mapping the template iterates (`""` → `{}`)."""
+def call_arguments(call: ToolCall) -> dict[str, Any] | str:
+    """A call's arguments as the mapping the template iterates (`""` → `{}`), or, for text that
+    is not JSON at all (a call whose arguments the parser could not read intact), that text.
+
+    Raises:
+        UserError: the arguments are JSON but not an object.
+    """
+    if not call.arguments.strip():
+        return {}
     try:
-        args = json.loads(call.arguments) if call.arguments.strip() else {}
+        args = json.loads(call.arguments)
     except ValueError:
-        args = None
+        return call.arguments
     if not isinstance(args, dict):
         raise UserError(
             f"tool call {call.name!r} ({call.id}): arguments must be a JSON object to render, "
@@ -60,6 +67,26 @@ def call_arguments(call: ToolCall) -> dict[str, Any]:
 
 def _value(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def render_call(call: ToolCall, nl: str) -> str:
+    """One `<tool_call>` block (`nl`: "\n" for GLM-4.5's layout, "" for the compact one).
+
+    A call whose arguments are raw text (see `call_arguments`) is written back as the model
+    wrote it, so the model sees its own mistake next to the error it gets for it.
+    """
+    args = call_arguments(call)
+    if isinstance(args, str):
+        return f"{nl}<tool_call>{call.name}{args}</tool_call>"
+    pairs = "".join(
+        f"<arg_key>{k}</arg_key>{nl}<arg_value>{_value(v)}</arg_value>{nl}" for k, v in args.items()
+    )
+    return f"{nl}<tool_call>{call.name}{nl}{pairs}</tool_call>"
+
+
+def split_reasoning_history(m: AssistantMessage) -> tuple[str, str]:
+    """(reasoning, content) of a past turn the way the GLM-4.7 template splits them."""
+    return _split_reasoning(m)
 
 
 def _split_reasoning(m: AssistantMessage) -> tuple[str, str]:
@@ -111,11 +138,7 @@ def render_xml(
                 out.append(f"{nl}<think></think>" if not compact else "</think>")
             if content.strip():
                 out.append(nl + content.strip())
-            for c in m.tool_calls:
-                out.append(f"{nl}<tool_call>{c.name}{nl}")
-                for k, v in call_arguments(c).items():
-                    out.append(f"<arg_key>{k}</arg_key>{nl}<arg_value>{_value(v)}</arg_value>{nl}")
-                out.append("</tool_call>")
+            out.extend(render_call(c, nl) for c in m.tool_calls)
         elif isinstance(m, ToolMessage):
             if i == 0 or not isinstance(messages[i - 1], ToolMessage):
                 out.append("<|observation|>")

@@ -33,6 +33,7 @@ from glm_agent.settings import ModelSettings
 
 if TYPE_CHECKING:
     from glm_agent.glm import GLMFormat, GLMStreamParser
+    from glm_agent.models._tool_repair import CallRepair
 
 Provider = Literal["openai", "vllm", "sglang", "zhipu"]
 """Which server dialect to speak; it decides how thinking and sampling extras are sent."""
@@ -148,7 +149,9 @@ def completion_body(
     body["stream"] = stream
     if stream:
         body["stream_options"] = {"include_usage": True}
-    return _merge_extra(body, settings.extra)
+    # chat_template_kwargs went into the prompt glm-agent rendered; /completions has no template.
+    extra = {k: v for k, v in settings.extra.items() if k != "chat_template_kwargs"}
+    return _merge_extra(body, extra)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -197,8 +200,8 @@ def _first_choice(data: dict[str, Any], what: str) -> dict[str, Any]:
     return choices[0]
 
 
-def parse_chat(data: dict[str, Any], model: str) -> ModelResponse:
-    """A `ModelResponse` from a non-streamed chat completion."""
+def parse_chat(data: dict[str, Any], model: str, repair: CallRepair | None = None) -> ModelResponse:
+    """A `ModelResponse` from a non-streamed chat completion (its calls checked by `repair`)."""
     choice = _first_choice(data, "chat completion")
     msg = choice.get("message") or {}
     calls = tuple(
@@ -214,6 +217,8 @@ def parse_chat(data: dict[str, Any], model: str) -> ModelResponse:
         reasoning=msg.get("reasoning_content") or msg.get("reasoning") or None,
         tool_calls=calls,
     )
+    if repair is not None:
+        message = repair.repair(message)
     return ModelResponse(
         message=message,
         usage=usage_from(data) or Usage(requests=1),
@@ -253,9 +258,14 @@ class _OpenCall:
 
 
 class ChatStreamState:
-    """Accumulates chat-completion chunks into stream events and the final response."""
+    """Accumulates chat-completion chunks into stream events and the final response.
 
-    def __init__(self, model: str) -> None:
+    With a `repair` (see `_tool_repair`), content deltas go through glm-agent's GLM stream parser
+    (markup the server left there becomes calls), the server's calls are checked at the end, and
+    `retry_one_shot` says whether the server's streaming parser lost calls.
+    """
+
+    def __init__(self, model: str, repair: CallRepair | None = None) -> None:
         self.model = model
         self.model_name = ""
         self.text: list[str] = []
@@ -263,6 +273,17 @@ class ChatStreamState:
         self.calls: dict[int, _OpenCall] = {}
         self.usage: Usage | None = None
         self.raw_finish: str | None = None
+        self.repair = repair
+        self._parser = repair.stream_parser() if repair is not None else None
+        self._local: dict[int, int] = {}  # the GLM parser's call index → this stream's
+        self.next_index = 0
+        """The index the next tool call of this stream gets."""
+        self.retry_one_shot = False
+        """Set by `finish()`: the server's streaming parser failed; ask again without streaming."""
+
+    def _alloc(self) -> int:
+        self.next_index += 1
+        return self.next_index - 1
 
     def feed(self, chunk: dict[str, Any]) -> list[ModelStreamEvent]:
         """Events for one decoded chunk."""
@@ -278,18 +299,35 @@ class ChatStreamState:
                 self.reasoning.append(thought)
                 out.append(ReasoningDelta(content=thought))
             if delta.get("content"):
-                self.text.append(delta["content"])
-                out.append(TextDelta(content=delta["content"]))
+                if self._parser is not None:
+                    out.extend(self._from_parser(self._parser.feed(delta["content"])))
+                else:
+                    self.text.append(delta["content"])
+                    out.append(TextDelta(content=delta["content"]))
             for piece in delta.get("tool_calls") or []:
                 out.extend(self._tool_delta(piece))
             self.raw_finish = choice.get("finish_reason") or self.raw_finish
+        return out
+
+    def _from_parser(self, events: list[ModelStreamEvent]) -> list[ModelStreamEvent]:
+        """The GLM parser's events with its call indices moved into this stream's."""
+        out: list[ModelStreamEvent] = []
+        for e in events:
+            if isinstance(e, ToolCallStart):
+                if e.index not in self._local:
+                    self._local[e.index] = self._alloc()
+                out.append(e.model_copy(update={"index": self._local[e.index]}))
+            elif isinstance(e, ToolCallArgsDelta | ToolCallEnd):
+                out.append(e.model_copy(update={"index": self._local[e.index]}))
+            else:
+                out.append(e)
         return out
 
     def _tool_delta(self, piece: dict[str, Any]) -> list[ModelStreamEvent]:
         server_index = piece.get("index", len(self.calls))
         call = self.calls.get(server_index)
         if call is None:
-            call = _OpenCall(index=len(self.calls), id=piece.get("id") or new_call_id())
+            call = _OpenCall(index=self._alloc(), id=piece.get("id") or new_call_id())
             self.calls[server_index] = call
         fn = piece.get("function") or {}
         call.name += fn.get("name") or ""
@@ -310,18 +348,28 @@ class ChatStreamState:
     def finish(self) -> list[ModelStreamEvent]:
         """Closing events: every open tool call ends, then `ResponseDone`."""
         out: list[ModelStreamEvent] = []
+        received: list[ToolCall] = []
         calls: list[ToolCall] = []
         for call in sorted(self.calls.values(), key=lambda c: c.index):
             if not call.name:
                 raise ModelError(f"stream ended with tool call {call.index} missing its name")
             done = ToolCall(id=call.id, name=call.name, arguments="".join(call.args) or "{}")
+            received.append(done)
+            if self.repair is not None:
+                done = self.repair.fix_call(done)
             calls.append(done)
             out.append(ToolCallEnd(index=call.index, call=done))
-        message = AssistantMessage(
-            content="".join(self.text) or None,
-            reasoning="".join(self.reasoning) or None,
-            tool_calls=tuple(calls),
-        )
+        content = "".join(self.text) or None
+        reasoning = "".join(self.reasoning) or None
+        if self._parser is not None:
+            out.extend(self._from_parser(self._parser.finish()))
+            found = self._parser.result
+            content = found.content
+            reasoning = (reasoning or "") + (found.reasoning or "") or None
+            calls += found.tool_calls
+        if self.repair is not None:
+            self.retry_one_shot = self.repair.stream_failed(received, calls, self.raw_finish)
+        message = AssistantMessage(content=content, reasoning=reasoning, tool_calls=tuple(calls))
         response = ModelResponse(
             message=message,
             usage=self.usage or Usage(requests=1),
@@ -341,6 +389,8 @@ class CompletionStreamState:
         self.parser = parser
         self.usage: Usage | None = None
         self.raw_finish: str | None = None
+        self.retry_one_shot = False  # glm-agent parses the raw text itself: nothing to ask again
+        self.next_index = 0
 
     def feed(self, chunk: dict[str, Any]) -> list[ModelStreamEvent]:
         """Events for one decoded chunk."""

@@ -3,7 +3,9 @@
 Two modes:
 
 - `chat`: `/chat/completions` with `tools`; the server renders the prompt and parses GLM tool
-  calls itself (vLLM / SGLang with `--tool-call-parser glm45` or `glm47`, Zhipu's API).
+  calls itself (vLLM / SGLang with `--tool-call-parser glm45` or `glm47`, Zhipu's API). Its
+  parsed calls are checked, and repaired where its parser failed, per `server_tool_calls`
+  (`trust` / `repair` / `own`; see `_tool_repair`).
 - `completions`: `/completions` with a prompt glm-agent renders, and glm-agent's own GLM
   tool-call parsing of the raw text: for servers that have no tool parser for the model
   (glm-4-9b-chat and GLM-4-0414 on vLLM).
@@ -27,13 +29,14 @@ from glm_agent.messages import Message, ModelResponse, ModelStreamEvent, ToolDef
 from glm_agent.models import _openai_wire as wire
 from glm_agent.models._retry import RetryPolicy
 from glm_agent.models._sse import aiter_sse, iter_sse
+from glm_agent.models._tool_repair import SERVER_TOOL_CALLS, CallRepair, ServerToolCalls, retried
 from glm_agent.models.base import ChatModel
 from glm_agent.settings import ModelSettings
 
 if TYPE_CHECKING:
     from glm_agent.glm import GLMFormat
 
-__all__ = ["DEFAULT_BASE_URLS", "Mode", "OpenAICompatibleModel", "Provider"]
+__all__ = ["DEFAULT_BASE_URLS", "Mode", "OpenAICompatibleModel", "Provider", "ServerToolCalls"]
 
 Provider = wire.Provider
 Mode = Literal["chat", "completions"]
@@ -59,6 +62,10 @@ class _StreamState(Protocol):
     def finish(self) -> list[ModelStreamEvent]: ...
     @property
     def raw_finish(self) -> str | None: ...
+    @property
+    def retry_one_shot(self) -> bool: ...
+    @property
+    def next_index(self) -> int: ...
 
 
 class _Truncated(Exception):
@@ -73,6 +80,11 @@ class _Call:
     parse: Callable[[dict[str, Any]], ModelResponse]
     new_state: Callable[[], _StreamState]
 
+    def one_shot(self) -> _Call:
+        """The same request without streaming (asked when a server's streaming parser failed)."""
+        body = {k: v for k, v in self.body.items() if k != "stream_options"}
+        return _Call(self.path, {**body, "stream": False}, self.timeout, self.parse, self.new_state)
+
 
 class OpenAICompatibleModel(ChatModel):
     """A GLM model behind an OpenAI-compatible HTTP server.
@@ -83,8 +95,15 @@ class OpenAICompatibleModel(ChatModel):
         provider: `openai`, `vllm`, `sglang` or `zhipu`: decides how thinking and sampling
             extras are sent (`chat_template_kwargs` vs Zhipu's `thinking`).
         mode: `chat` (server-side tool parsing) or `completions` (glm-agent renders and parses).
-        family: GLM format for `completions` mode (`glm4`, `glm45`, `glm47`, `chatglm3`);
+        family: GLM format for `completions` mode (`glm4`, `glm45`, `glm47`, `chatglm3`...);
             defaults to the one `model`'s name implies.
+        server_tool_calls: Chat mode: what to do with the tool calls the server parsed.
+            `trust` takes them as they are; `repair` checks them against the tool schemas,
+            decodes string-typed numbers and double-encoded arrays / objects, reads
+            `<tool_call>` markup left in the content with glm-agent's codec and asks once more
+            without streaming when the server's streaming parser lost a call; `own` also reads
+            every call again with glm-agent's codec. Default: `repair` for `vllm` / `sglang`,
+            `trust` for `openai` / `zhipu`. No effect in `completions` mode (glm-agent parses).
         api_key: The key; by default read from the provider's variable (`OPENAI_API_KEY`,
             `VLLM_API_KEY`, `SGLANG_API_KEY`, `ZHIPUAI_API_KEY`). Never shown by `repr`.
         api_key_env: Read the key from this variable instead.
@@ -116,6 +135,7 @@ class OpenAICompatibleModel(ChatModel):
         max_backoff: float = 8.0,
         headers: Mapping[str, str] | None = None,
         name: str | None = None,
+        server_tool_calls: ServerToolCalls | None = None,
     ) -> None:
         if provider not in wire.PROVIDERS:
             raise UserError(
@@ -125,6 +145,14 @@ class OpenAICompatibleModel(ChatModel):
             raise UserError(f"unknown mode {mode!r}; modes: chat, completions")
         if mode == "completions" and provider == "zhipu":
             raise UserError("Zhipu's API has no /completions endpoint; use mode='chat'")
+        if server_tool_calls is not None and server_tool_calls not in SERVER_TOOL_CALLS:
+            raise UserError(
+                f"unknown server_tool_calls {server_tool_calls!r}; "
+                f"choices: {', '.join(SERVER_TOOL_CALLS)}"
+            )
+        self.server_tool_calls: ServerToolCalls = server_tool_calls or (
+            "repair" if provider in ("vllm", "sglang") else "trust"
+        )
         self.model = model
         self.base_url = (base_url or DEFAULT_BASE_URLS[provider]).rstrip("/")
         self.provider: Provider = provider
@@ -153,7 +181,8 @@ class OpenAICompatibleModel(ChatModel):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r}, "
-            f"provider={self.provider!r}, mode={self.mode!r})"
+            f"provider={self.provider!r}, mode={self.mode!r}, "
+            f"server_tool_calls={self.server_tool_calls!r})"
         )
 
     __str__ = __repr__
@@ -178,18 +207,30 @@ class OpenAICompatibleModel(ChatModel):
         timeout = httpx.Timeout(s.timeout or self.timeout, connect=self.connect_timeout)
         if self._format is None:
             body = wire.chat_body(self.model, messages, tools, s, self.provider, stream=stream)
+            policy = self.server_tool_calls
+            repair = CallRepair(tools, policy) if tools and policy != "trust" else None
             return _Call(
                 "chat/completions",
                 body,
                 timeout,
-                parse=lambda data: wire.parse_chat(data, self.model),
-                new_state=lambda: wire.ChatStreamState(self.model),
+                parse=lambda data: wire.parse_chat(data, self.model, repair),
+                new_state=lambda: wire.ChatStreamState(self.model, repair),
             )
         fmt = self._format
         # Completions mode cannot force a call; `none` hides the tools, the rest act as `auto`.
         offered = [] if s.tool_choice == "none" else list(tools)
         think = s.enable_thinking
-        prompt = fmt.render(messages, offered, add_generation_prompt=True, enable_thinking=think)
+        # The template switches a chat server reads from `chat_template_kwargs` (preserved
+        # thinking, GLM-5.x reasoning effort) are applied here, where glm-agent renders.
+        kw = s.extra.get("chat_template_kwargs") or {}
+        prompt = fmt.render(
+            messages,
+            offered,
+            add_generation_prompt=True,
+            enable_thinking=think,
+            clear_thinking=kw.get("clear_thinking"),
+            reasoning_effort=kw.get("reasoning_effort"),
+        )
         body = wire.completion_body(self.model, prompt, s, self.provider, fmt.facts, stream=stream)
         return _Call(
             "completions",
@@ -225,7 +266,9 @@ class OpenAICompatibleModel(ChatModel):
         settings: ModelSettings | None = None,
     ) -> ModelResponse:
         """Run one turn (see `ChatModel.request`)."""
-        call = self._prepare(messages, tools, settings, stream=False)
+        return await self._send(self._prepare(messages, tools, settings, stream=False))
+
+    async def _send(self, call: _Call) -> ModelResponse:
         client = await self._async_client()
         attempt = 0
         while True:
@@ -279,7 +322,11 @@ class OpenAICompatibleModel(ChatModel):
                                 for event in _feed(state, sse.data, self._url(call)):
                                     yielded = True
                                     yield event
-                        for event in _close(state, done, self._url(call)):
+                        closing = _close(state, done, self._url(call))
+                        if state.retry_one_shot:  # the server's streaming parser lost calls
+                            again = await self._send(call.one_shot())
+                            closing = retried(closing, again, state.next_index)
+                        for event in closing:
                             yield event
                         return
             except (httpx.TransportError, _Truncated) as e:
@@ -310,7 +357,9 @@ class OpenAICompatibleModel(ChatModel):
         settings: ModelSettings | None = None,
     ) -> ModelResponse:
         """Blocking form of `request`, on a sync HTTP client (no event loop involved)."""
-        call = self._prepare(messages, tools, settings, stream=False)
+        return self._send_sync(self._prepare(messages, tools, settings, stream=False))
+
+    def _send_sync(self, call: _Call) -> ModelResponse:
         client = self._sync_client()
         attempt = 0
         while True:
@@ -362,7 +411,11 @@ class OpenAICompatibleModel(ChatModel):
                             for event in _feed(state, sse.data, self._url(call)):
                                 yielded = True
                                 yield event
-                        yield from _close(state, done, self._url(call))
+                        closing = _close(state, done, self._url(call))
+                        if state.retry_one_shot:  # the server's streaming parser lost calls
+                            again = self._send_sync(call.one_shot())
+                            closing = retried(closing, again, state.next_index)
+                        yield from closing
                         return
             except (httpx.TransportError, _Truncated) as e:
                 delay = self._after_stream_error(attempt, e, yielded, call)

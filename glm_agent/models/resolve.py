@@ -33,11 +33,14 @@ PREFIXES: dict[str, str] = {
     "vllm": "vllm:<base_url>#<model> (vLLM)",
     "zhipu": "zhipu:<model> (Zhipu's open platform, key in ZHIPUAI_API_KEY)",
 }
-_SERVER_FAMILIES_WITH_PARSER = ("glm45", "glm47")
+# vLLM / SGLang parse these families' tool calls (`glm45` / `glm47` parsers; GLM-4.1V has no
+# tools, and its images go through the server's processor).
+_SERVER_FAMILIES_WITH_PARSER = ("glm45", "glm47", "glm41v", "glm5", "glm52", "glm53")
 
 
 def default_mode(model: str) -> str:
-    """`chat` when vLLM / SGLang have a GLM tool parser for `model` (GLM-4.5+), else `completions`.
+    """`chat` when vLLM / SGLang have a GLM tool parser for `model` (GLM-4.5+, GLM-5.x; also
+    GLM-4.1V, which has no tools), else `completions`.
 
     glm-4-9b-chat, GLM-4-0414 and ChatGLM3 have no server-side tool-call parser, so glm-agent
     renders their prompts and parses their output itself. Names that are not GLM's get `chat`.

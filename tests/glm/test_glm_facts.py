@@ -36,6 +36,26 @@ from glm_agent.glm import FAMILIES, facts_for_model, family_for_model, get_facts
         ("glm4_moe", None, "glm45"),
         ("glm4", None, "glm4"),
         ("glm47", None, "glm47"),
+        ("zai-org/GLM-4.1V-9B-Thinking", None, "glm41v"),
+        ("THUDM/GLM-4.1V-9B-Base", None, "glm41v"),
+        ("zai-org/GLM-4.5V", None, "glm45"),
+        ("zai-org/GLM-4.6V-Flash", None, "glm45"),
+        ("THUDM/glm-4v-9b", None, "glm4"),
+        ("zai-org/GLM-5", None, "glm5"),
+        ("zai-org/GLM-5-FP8", None, "glm5"),
+        ("zai-org/GLM-5.1", None, "glm5"),
+        ("glm-5.1-fp8", None, "glm5"),
+        ("zai-org/GLM-5.2", None, "glm52"),
+        ("zai-org/GLM-5.3", None, "glm53"),
+        ("zai-org/GLM-5.3-Flash", None, "glm53"),
+        ("glm-5.3-flash-nvfp4", None, "glm53"),
+        ("/ckpt/step-9", "glm4v", "glm41v"),
+        ("/ckpt/step-9", "glm4v_moe", "glm45"),
+        ("/ckpt/step-9", "glm46v", "glm45"),
+        ("/ckpt/step-9", "glm_moe_dsa", "glm5"),
+        ("/ckpt/GLM-5.2-FP8", "glm_moe_dsa", "glm52"),
+        ("/ckpt/step-9", "glm5_next", "glm53"),
+        ("glm53", None, "glm53"),
     ],
 )
 def test_family_for_model(name: str, model_type: str | None, family: str) -> None:
@@ -43,13 +63,13 @@ def test_family_for_model(name: str, model_type: str | None, family: str) -> Non
 
 
 def test_unknown_model_lists_families() -> None:
-    with pytest.raises(UserError, match="glm4, glm4-0414, glm45, glm47, chatglm3"):
+    with pytest.raises(UserError, match="glm4, glm4-0414, glm45, glm47, chatglm3, glm41v, glm5"):
         family_for_model("meta-llama/Llama-3-8B", "llama")
 
 
 def test_unknown_family_lists_families() -> None:
     with pytest.raises(UserError, match="families: glm4, glm4-0414"):
-        get_format("glm5")
+        get_format("glm6")
     with pytest.raises(UserError, match="families"):
         get_facts("gpt")
 
@@ -78,3 +98,17 @@ def test_facts_per_family() -> None:
     assert facts_for_model("zai-org/GLM-4.6").max_context == 202752
     assert facts_for_model("THUDM/chatglm3-6b-32k").max_context == 32768
     assert facts_for_model("THUDM/glm-4-9b-chat").max_context == 131072
+    assert facts_for_model("zai-org/GLM-4.6V").max_context == 131072  # not GLM-4.6's 202752
+
+
+def test_glm5_facts_follow_the_readme() -> None:
+    """GLM-5.x ids and stops as ../shared/glm/README.md lists them; verified families marked."""
+    for family in ("glm5", "glm52", "glm53"):
+        facts = get_facts(family)
+        assert facts.stop_token_ids == (154820, 154827, 154829)
+        assert facts.special_tokens["<tool_call>"] == 154843
+        assert facts.special_tokens["</arg_value>"] == 154850
+        assert facts.generation_prompt_suffix == "<|assistant|><think>"
+    verified = {f for f in FAMILIES if get_facts(f).verified}
+    assert verified == {"glm4", "glm45", "glm47", "chatglm3", "glm41v", "glm53"}
+    assert not get_facts("glm41v").supports_tools

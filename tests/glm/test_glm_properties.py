@@ -40,6 +40,8 @@ PIECES = [
     "</arg_value>",
     "<think>",
     "</think>",
+    "<answer>",
+    "</answer>",
     "<|assistant|>",
     "<|observation|>",
     "<|user|>",
@@ -77,6 +79,13 @@ PIECES = [
 texts = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=40).map("".join)
 
 
+def is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
 def key(m: AssistantMessage) -> tuple[Any, ...]:
     return m.content, m.reasoning, [(c.name, c.arguments) for c in m.tool_calls]
 
@@ -105,8 +114,9 @@ def test_parse_never_raises_and_stream_agrees(
         thought = "".join(e.content for e in events if isinstance(e, ReasoningDelta))
         assert thought == (ref.reasoning or "")
         assert [e.call for e in events if isinstance(e, ToolCallEnd)] == list(p.result.tool_calls)
-    else:  # the documented exceptions: a late </think>, a repeated argument key
-        assert "</think>" in raw or raw.count("<arg_key>") > 1
+    else:  # the documented exceptions: a late </think>, a repeated key, a damaged call
+        damaged = any(not is_json_object(c.arguments) for c in p.result.tool_calls)
+        assert "</think>" in raw or raw.count("<arg_key>") > 1 or damaged
 
 
 # --- render → parse round trip over schema-valid calls ----------------------------------------
@@ -147,7 +157,7 @@ def tool_and_calls(draw: st.DrawFn) -> tuple[ToolDefinition, list[dict[str, Any]
 
 @SETTINGS
 @given(
-    family=st.sampled_from(["glm4", "glm4-0414", "glm45", "glm47"]),
+    family=st.sampled_from(["glm4", "glm4-0414", "glm45", "glm47", "glm5", "glm52", "glm53"]),
     case=tool_and_calls(),
     thinking=st.sampled_from([None, True, False]),
 )
@@ -163,7 +173,9 @@ def test_render_parse_round_trip(
         [*prefix, turn], [tool], add_generation_prompt=False, enable_thinking=thinking
     )
     raw = after[len(before) + len("<|assistant|>") :]
-    got = fmt.parse(raw, [tool], enable_thinking=thinking if family != "glm47" else None)
+    if fmt.opens_thinking(None):  # the prompt opened <think>: the output starts inside it
+        raw = raw.removeprefix("<think>")
+    got = fmt.parse(raw, [tool], enable_thinking=None)
     assert got.content is None
     assert [c.name for c in got.tool_calls] == [tool.name] * len(calls)
     assert [json.loads(c.arguments) for c in got.tool_calls] == calls

@@ -15,9 +15,21 @@ suffix gives a test its own failure counter). Scenarios:
 - `badjson`: a 200 answer whose body (or first chunk) is not JSON.
 - `slow`: answers after 2 s.
 
+Failure shapes of the servers' own GLM tool parsers (vLLM / SGLang issues), replayed when tools
+are offered and the user spoke last (`REPAIR_SHAPES`; a plain answer otherwise):
+
+- `rawmarkup`: the parser failed: the GLM-4.7 markup of two calls (one without arguments) is
+  left in `content`, no `tool_calls`, finish reason `stop`.
+- `strnum`: an integer argument typed as a string (`"days": "3"`), a double-encoded array.
+- `dropnoarg`: streaming drops the no-argument call: finish reason `tool_calls`, no call; the
+  non-streamed answer has it.
+- `ltvalue`: streaming breaks on a value ending in `<`: the arguments stream as
+  `{"expr": "1 <</arg_value>}` (not JSON); the non-streamed answer is right.
+- `typed`: a `string | null` argument typed as a number and an untyped one as a string (`"42"`).
+
 `/v1/completions` answers with raw GLM text: glm4's `name\\n{json}` for `glm-4-9b-chat` and
-`glm-4-0414` models, glm47's `<tool_call>` XML for `glm-4.7` models (and plain text after a tool
-result, `<|observation|>` in the prompt).
+`glm-4-0414` models, glm47's `<tool_call>` XML for `glm-4.7`, `glm-5.1` and `glm-5.3` models (and
+plain text after a tool result, `<|observation|>` in the prompt).
 """
 
 from __future__ import annotations
@@ -47,6 +59,84 @@ GLM47_RAW = (
     "<think>Weather needs the tool.</think>"
     "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>"
 )
+
+
+RAW_MARKUP = (
+    "Let me check."
+    "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value>"
+    "<arg_key>days</arg_key><arg_value>3</arg_value></tool_call>"
+    "<tool_call>get_time</tool_call>"
+)
+
+
+def _call(cid: str, name: str, arguments: str) -> dict[str, Any]:
+    return {"id": cid, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+# shape → (non-streamed message, its finish reason, streamed message, its finish reason); a
+# streamed call's arguments are sent in 4-character pieces.
+REPAIR_SHAPES: dict[str, tuple[dict[str, Any], str, dict[str, Any], str]] = {
+    "rawmarkup": (
+        {"role": "assistant", "content": RAW_MARKUP},
+        "stop",
+        {"role": "assistant", "content": RAW_MARKUP},
+        "stop",
+    ),
+    "strnum": (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                _call("call_s1", "get_weather", '{"city": "Paris", "days": "3"}'),
+                _call("call_s2", "lookup", '{"ids": "[1, 2]"}'),
+            ],
+        },
+        "tool_calls",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                _call("call_s1", "get_weather", '{"city": "Paris", "days": "3"}'),
+                _call("call_s2", "lookup", '{"ids": "[1, 2]"}'),
+            ],
+        },
+        "tool_calls",
+    ),
+    "dropnoarg": (
+        {"role": "assistant", "content": None, "tool_calls": [_call("call_t", "get_time", "{}")]},
+        "tool_calls",
+        {"role": "assistant", "content": None},
+        "tool_calls",
+    ),
+    "ltvalue": (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_call("call_c", "calc", '{"expr": "1 <"}')],
+        },
+        "tool_calls",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_call("call_c", "calc", '{"expr": "1 <</arg_value>}')],
+        },
+        "tool_calls",
+    ),
+    "typed": (
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_call("call_y", "lookup", '{"code": 404, "note": "42"}')],
+        },
+        "tool_calls",
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_call("call_y", "lookup", '{"code": 404, "note": "42"}')],
+        },
+        "tool_calls",
+    ),
+}
 
 
 class DroppedConnection(Exception):
@@ -110,7 +200,12 @@ def _wants_call(body: dict[str, Any]) -> bool:
     )
 
 
-def _chat_message(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _chat_message(
+    body: dict[str, Any], scenario: str = "glm", stream: bool = False
+) -> tuple[dict[str, Any], str]:
+    if scenario in REPAIR_SHAPES and _wants_call(body):
+        plain, plain_finish, streamed, streamed_finish = REPAIR_SHAPES[scenario]
+        return (streamed, streamed_finish) if stream else (plain, plain_finish)
     if _wants_call(body):
         msg = {
             "role": "assistant",
@@ -134,7 +229,7 @@ def _pieces(text: str, size: int) -> list[str]:
 
 async def _chat_stream(body: dict[str, Any], scenario: str) -> AsyncIterator[str]:
     model = body["model"]
-    msg, finish = _chat_message(body)
+    msg, finish = _chat_message(body, scenario, stream=True)
     yield _chunk(model, {"role": "assistant", "content": ""})
     if scenario == "badjson":
         yield "data: {not json\n\n"
@@ -180,7 +275,8 @@ def _completion_text(body: dict[str, Any]) -> str:
     prompt: str = body["prompt"]
     if "<|observation|>" in prompt or "get_weather" not in prompt:
         return ANSWER
-    return GLM47_RAW if "4.7" in body["model"] else GLM4_RAW
+    xml = any(v in body["model"] for v in ("4.7", "5.1", "5.3"))  # GLM-4.7 / GLM-5.x markup
+    return GLM47_RAW if xml else GLM4_RAW
 
 
 async def _completion_stream(body: dict[str, Any]) -> AsyncIterator[str]:
@@ -236,7 +332,7 @@ def build_app(server: FakeOpenAIServer) -> Starlette:
             return StreamingResponse(_chat_stream(body, scenario), media_type="text/event-stream")
         if scenario == "badjson":
             return Response('{"id": "x", "choices": [', media_type="application/json")
-        msg, finish = _chat_message(body)
+        msg, finish = _chat_message(body, scenario)
         return JSONResponse(
             {
                 "id": "chatcmpl-1",

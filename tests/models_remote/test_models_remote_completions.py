@@ -125,3 +125,27 @@ def test_official_client_reads_the_completions_endpoint(fake_server: FakeOpenAIS
     assert isinstance(mine.message.tool_calls[0], ToolCall)
     client.close()
     model.close()
+
+
+def test_glm53_template_switches_reach_the_prompt(fake_server: FakeOpenAIServer) -> None:
+    """chat_template_kwargs (reasoning effort, preserved thinking) are rendered by glm-agent in
+    completions mode, as a chat server's template would read them; none is sent on."""
+    model = OpenAICompatibleModel(
+        "glm-5.3-flash", base_url=fake_server.base_url + "/v1", provider="vllm", mode="completions"
+    )
+    assert model.family == "glm53"
+    kwargs = {"reasoning_effort": "high", "clear_thinking": True}
+    settings = ModelSettings(extra={"chat_template_kwargs": kwargs, "priority": 1})
+    r = model.request_sync(ASK, [WEATHER], settings)
+    body = fake_server.last("glm-5.3-flash")
+    fmt = get_format("glm53")
+    assert body["prompt"] == fmt.render(ASK, [WEATHER], **kwargs)
+    assert body["prompt"].startswith("[gMASK]<sop><|system|>Reasoning Effort: High")
+    assert body["prompt"].endswith("<|assistant|><think>")
+    assert "chat_template_kwargs" not in body and body["priority"] == 1
+    # The raw text re-opens <think> after a prompt that opened it: not kept in the reasoning.
+    assert r.message.reasoning == "Weather needs the tool."
+    assert [(c.name, c.args_dict()) for c in r.message.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    model.close()
