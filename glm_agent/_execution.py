@@ -37,7 +37,12 @@ def decode_arguments(tool_name: str, arguments: str) -> dict[str, Any]:
     try:
         value = json.loads(arguments) if arguments.strip() else {}
     except json.JSONDecodeError as e:
-        raise ToolArgumentsError(tool_name, [f"arguments are not valid JSON ({e.msg})"]) from None
+        # Quote what arrived (a call the parser could not read intact keeps its raw text), so
+        # the model sees what to fix.
+        seen = arguments if len(arguments) <= 300 else arguments[:300] + "..."
+        raise ToolArgumentsError(
+            tool_name, [f"arguments are not valid JSON ({e.msg}); received: {seen}"]
+        ) from None
     if not isinstance(value, dict):
         raise ToolArgumentsError(tool_name, ["arguments must be a JSON object"])
     return value

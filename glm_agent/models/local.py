@@ -180,8 +180,15 @@ class LocalGLM(ChatModel):
         settings: ModelSettings | None,
     ) -> tuple[list[int], SamplingParams, ModelSettings]:
         s = settings or ModelSettings()
+        # The template switches, as a chat server would read them (`chat_template_kwargs`).
+        kw = s.extra.get("chat_template_kwargs") or {}
+        clear = kw.get("clear_thinking", self.clear_thinking)
         prompt = self.format.render(
-            messages, tools, enable_thinking=s.enable_thinking, clear_thinking=self.clear_thinking
+            messages,
+            tools,
+            enable_thinking=s.enable_thinking,
+            clear_thinking=clear,
+            reasoning_effort=kw.get("reasoning_effort"),
         )
         ids = list(self.tokenizer.encode_prompt(prompt))
         facts = self.format.facts
