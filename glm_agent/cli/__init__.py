@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from glm_agent._scrub import scrub
 from glm_agent.exceptions import GlmAgentError, RunError, UserError
 
 __all__ = ["app", "main"]
@@ -176,11 +177,11 @@ def main() -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except UserError as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
+        typer.secho(f"error: {scrub(str(e))}", err=True, fg="red")
         raise SystemExit(2) from None
     except RunError as e:
-        typer.secho(f"run failed: {e}", err=True, fg="red")
+        typer.secho(f"run failed: {scrub(str(e))}", err=True, fg="red")
         raise SystemExit(1) from None
     except GlmAgentError as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
+        typer.secho(f"error: {scrub(str(e))}", err=True, fg="red")
         raise SystemExit(1) from None

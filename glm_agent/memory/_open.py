@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from glm_agent._scrub import scrub
 from glm_agent.exceptions import UserError
 from glm_agent.memory._store import SessionStore
 
@@ -39,9 +40,9 @@ def _ttl(options: dict[str, str], url: str) -> float | None:
     try:
         ttl = float(raw)
     except ValueError:
-        raise UserError(f"{url}: ttl={raw!r} is not a number of seconds") from None
+        raise UserError(f"{scrub(url)}: ttl={raw!r} is not a number of seconds") from None
     if ttl <= 0:
-        raise UserError(f"{url}: ttl must be positive, got {ttl}")
+        raise UserError(f"{scrub(url)}: ttl must be positive, got {ttl}")
     return ttl
 
 
@@ -63,7 +64,7 @@ def open_store(url: str) -> SessionStore:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in _SCHEMES:
         raise UserError(
-            f"unknown session store URL {url!r}; schemes: sqlite:///path.db, "
+            f"unknown session store URL {scrub(url)!r}; schemes: sqlite:///path.db, "
             "redis://host:6379/0, postgresql://user@host/db"
         )
     if scheme == "sqlite":
@@ -91,7 +92,7 @@ def open_store(url: str) -> SessionStore:
     try:
         pool_size = int(opts.get("pool_size", "10"))
     except ValueError:
-        raise UserError(f"{url}: pool_size must be an integer") from None
+        raise UserError(f"{scrub(url)}: pool_size must be an integer") from None
     return PostgresStore(
         rest, ttl=_ttl(opts, url), schema=opts.get("schema", "public"), pool_size=pool_size
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from glm_agent.exceptions import MissingDependencyError, SessionConflictError, UserError
+from glm_agent._scrub import scrub
+from glm_agent.exceptions import MissingDependencyError, RunError, SessionConflictError, UserError
 from glm_agent.memory._session import (
     SessionMetadata,
     StoredFact,
@@ -91,7 +92,14 @@ class PostgresStore(SessionStore, FactStore):
             configure=configure,
             open=False,
         )
-        await pool.open(wait=True)
+        try:
+            await pool.open(wait=True, timeout=30.0)
+        except Exception as e:  # psycopg's text may hold the connection string, password too
+            await pool.close()
+            raise RunError(
+                f"cannot connect to the session store {scrub(self.conninfo)}: "
+                f"{type(e).__name__}: {scrub(str(e), [self.conninfo])}"
+            ) from None
         try:
             await self._migrate(pool)
         except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from glm_agent._scrub import scrub
 from glm_agent.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -81,7 +82,7 @@ def problem_for(exc: BaseException) -> HTTPProblem:
         return exc
     for cls, status, kind, code in _TABLE:
         if isinstance(exc, cls):
-            problem = HTTPProblem(status, str(exc), kind, code)
+            problem = HTTPProblem(status, scrub(str(exc)), kind, code)
             if isinstance(exc, RequestError):
                 problem.code = exc.code or code
                 problem.param = exc.param

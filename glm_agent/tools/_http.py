@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from glm_agent._scrub import scrub
 from glm_agent.exceptions import MissingDependencyError, ModelRetry
 from glm_agent.tools._yaml_schema import (
     ApiKeyAuth,
@@ -157,6 +158,13 @@ class HttpEndpoint:
         missing = [a for a in self.path_args if args.get(a) is None]
         if missing:
             raise ModelRetry(f"missing required argument(s) for the URL: {', '.join(missing)}")
+        for a in self.path_args:
+            # Every character is percent-encoded, but `.` and `..` are path segments of their
+            # own: the URL would be normalised to another endpoint (with this tool's token).
+            if str(args[a]).strip() in ("", ".", ".."):
+                raise ModelRetry(
+                    f"argument {a!r} cannot be {str(args[a])!r} (it is part of the URL)"
+                )
         url = b.url.format(**{a: quote(str(args[a]), safe="") for a in self.path_args})
         rest = [a for a in args if a not in self.path_args]
         query_map = self._mapping(b.query, rest if b.method in _QUERY_METHODS else [])
@@ -212,8 +220,29 @@ class HttpEndpoint:
             await response.aclose()
         return response.status_code, b"".join(chunks), response.headers.get("content-type", "")
 
+    def _secrets(self) -> list[str]:
+        auth = self.binding.auth
+        values = list(self.binding.headers.values())
+        if isinstance(auth, BearerAuth):
+            values.append(auth.token)
+        elif isinstance(auth, BasicAuth):
+            values.append(auth.password)
+        elif isinstance(auth, ApiKeyAuth):
+            values.append(auth.value)
+        return values
+
     async def __call__(self, **args: Any) -> Any:
-        """Send the request; the (selected) JSON response, or its text when not JSON."""
+        """Send the request; the (selected) JSON response, or its text when not JSON.
+
+        What goes wrong is told to the model with the tool's secrets scrubbed out (URL user
+        info, its token or API key, credential-looking parameters).
+        """
+        try:
+            return await self._call(args)
+        except ModelRetry as e:
+            raise ModelRetry(scrub(e.message, self._secrets())) from None
+
+    async def _call(self, args: dict[str, Any]) -> Any:
         request = self.build(args)
         where = f"{request.method} {request.url.copy_with(query=None)}"
         attempts = 1 + (self.binding.retries if self.idempotent else 0)

@@ -28,6 +28,9 @@ from glm_agent.messages import (
 )
 from glm_agent.models import AgentInfo, FunctionModel
 from glm_agent.serving.bot import SupportBot, SupportConfig, hash_password
+from glm_agent.serving.bot._config import SupportLimits
+
+UNLIMITED = SupportLimits(conversations_per_minute=1e6, messages_per_minute=1e6, burst=10**6)
 from glm_agent.tools import ToolRegistry, tool
 
 PASSWORD = "s3cret-pass"
@@ -121,6 +124,8 @@ def make_bot(
         tools=make_registry(shop),
         system_prompt="You are the shop's assistant.",
     )
+    # Tests send many requests from one address: the per-address limits are their own test's.
+    config.setdefault("limits", UNLIMITED)
     cfg = SupportConfig(
         tenant=tenant, database=str(tmp_path / db), console_accounts=ACCOUNTS, **config
     )

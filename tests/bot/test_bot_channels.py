@@ -27,7 +27,7 @@ from glm_agent.serving.bot import (
     verify_webhook,
 )
 
-SECRET = "webhook-secret"
+SECRET = "webhook-secret-for-tests"
 ENCRYPT_KEY = "feishu-encrypt-key"
 
 
@@ -101,9 +101,10 @@ def post_webhook(
     c: httpx.Client, payload: dict[str, Any], *, secret: str = SECRET, ts: float | None = None
 ) -> httpx.Response:
     body = json.dumps(payload).encode()
+    stamp = str(ts or time.time())
     headers = {
-        "X-Signature": sign_webhook(secret, body),
-        "X-Timestamp": str(ts or time.time()),
+        "X-Signature": sign_webhook(secret, body, stamp),
+        "X-Timestamp": stamp,
         "Content-Type": "application/json",
     }
     return c.post("/v1/channels/webhook", content=body, headers=headers)
@@ -111,11 +112,13 @@ def post_webhook(
 
 def test_webhook_signatures() -> None:
     body = b'{"a": 1}'
-    sig = sign_webhook(SECRET, body)
-    assert verify_webhook(SECRET, body, sig, str(time.time())) is None
-    assert "match" in (verify_webhook(SECRET, body + b" ", sig, str(time.time())) or "")
-    assert "match" in (verify_webhook("other", body, sig, str(time.time())) or "")
-    assert "away" in (verify_webhook(SECRET, body, sig, str(time.time() - 301)) or "")
+    now = str(time.time())
+    sig = sign_webhook(SECRET, body, now)
+    assert verify_webhook(SECRET, body, sig, now) is None
+    assert "match" in (verify_webhook(SECRET, body + b" ", sig, now) or "")
+    assert "match" in (verify_webhook("other", body, sig, now) or "")
+    old = str(time.time() - 301)
+    assert "away" in (verify_webhook(SECRET, body, sign_webhook(SECRET, body, old), old) or "")
     assert "missing" in (verify_webhook(SECRET, body, None, "1") or "")
 
 

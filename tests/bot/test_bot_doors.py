@@ -126,7 +126,7 @@ def webhook(url: str, bot: SupportBot, api: FeishuApi) -> list[list[str]]:
         for i, text in enumerate(DIALOGUE):
             body = json.dumps({"event_id": f"w-{i}", "customer_id": "crm-7", "text": text}).encode()
             ts = str(int(time.time()))
-            headers = {"X-Signature": sign_webhook(SECRET, body), "X-Timestamp": ts}
+            headers = {"X-Signature": sign_webhook(SECRET, body, ts), "X-Timestamp": ts}
             r = c.post("/v1/channels/webhook", content=body, headers=headers)
             assert r.status_code == 200, r.text
             out.append([m["text"] for m in r.json()["replies"]])

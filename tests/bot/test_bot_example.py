@@ -115,9 +115,16 @@ def test_example_dialogue(client: httpx.Client, example: tuple[SupportBot, Path]
     assert "13439196312" not in summary  # the phone number is redacted everywhere
 
 
-def test_example_webhook_channel_is_configured(client: httpx.Client) -> None:
+def test_example_webhook_channel_needs_a_real_secret(client: httpx.Client, tmp_path: Path) -> None:
+    # Off until configured, and never with a placeholder secret anyone could sign with.
     r = client.post("/v1/channels/webhook", json={"event_id": "1", "text": "hi"})
-    assert r.status_code == 401  # configured, and unsigned requests are refused
+    assert r.status_code == 404
+    from glm_agent.serving.bot import WebhookConfig
+
+    with pytest.raises(ValueError, match="placeholder"):
+        WebhookConfig(secret="change-me" + " " * 8)
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        WebhookConfig(secret="short")
 
 
 def test_bad_support_yaml_names_the_file_and_key(tmp_path: Path) -> None:

@@ -29,12 +29,14 @@ def _free_port() -> int:
 
 def make_bot(tmp: Path) -> Any:
     """The support bot over the scripted shop agent, with one console account."""
-    from glm_agent.serving.bot import HandoffConfig, SupportBot, SupportConfig, hash_password
+    from glm_agent.serving.bot._config import SupportLimits
+from glm_agent.serving.bot import HandoffConfig, SupportBot, SupportConfig, hash_password
 
     agent = Agent(
         FunctionModel(stream_function=stream_answer, name="shop"), tools=[return_order], name="shop"
     )
     config = SupportConfig(
+        limits=SupportLimits(conversations_per_minute=1e6, messages_per_minute=1e6, burst=10**6),
         database=str(tmp / "support.db"),
         console_accounts={AGENT_USER: hash_password(AGENT_PASSWORD)},
         # The demo page names no title: the widget shows the bot's own name.

@@ -33,6 +33,10 @@ __all__ = ["SupportBot", "find_support_config"]
 log = logging.getLogger("glm_agent.support")
 
 SUPPORT_FILE = "support.yaml"
+_MAX_ID = 200
+"""Longest channel id (event, customer, chat) accepted from a channel."""
+_MAX_TEXT = 4000
+"""Longest customer message accepted from a channel (the widget's limit too)."""
 
 
 def find_support_config(agent_yaml: str | Path) -> Path | None:
@@ -150,8 +154,17 @@ class SupportBot(BotCore):
         try:
             payload = json.loads(body)
             event_id, text = str(payload["event_id"]), str(payload["text"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InvalidRequestError("the body must be JSON with event_id and text") from None
+        for name, value in (
+            ("event_id", event_id),
+            ("customer_id", payload.get("customer_id")),
+            ("conversation_id", payload.get("conversation_id")),
+        ):
+            if value is not None and len(str(value)) > _MAX_ID:
+                raise InvalidRequestError(f"{name} is longer than {_MAX_ID}", param=name)
+        if len(text) > _MAX_TEXT:
+            raise InvalidRequestError(f"text is longer than {_MAX_TEXT}", param="text")
         async with self._lock("webhook:" + event_id):
             stored = self.db.dedupe_response(self.tenant, "webhook", event_id)
             if stored is not None:
@@ -231,14 +244,7 @@ class SupportBot(BotCore):
             )
             if want != signature:
                 raise AuthenticationError("X-Lark-Signature does not match", code="bad_signature")
-        try:
-            data = json.loads(body)
-            if "encrypt" in data:
-                if not cfg.encrypt_key:
-                    raise InvalidRequestError("an encrypted event but no encrypt_key is configured")
-                data = json.loads(feishu_decrypt(cfg.encrypt_key, data["encrypt"]))
-        except (ValueError, KeyError):
-            raise InvalidRequestError("the body is not a Feishu event") from None
+        data = _feishu_body(body, cfg.encrypt_key)
         token = data.get("token") or (data.get("header") or {}).get("token")
         if cfg.verification_token and token != cfg.verification_token:
             raise AuthenticationError("wrong verification token", code="bad_token")
@@ -256,8 +262,15 @@ class SupportBot(BotCore):
         message = event.get("message") or {}
         if message.get("message_type") != "text":
             return {}
-        text = json.loads(message.get("content") or "{}").get("text", "")
-        sender = ((event.get("sender") or {}).get("sender_id") or {}).get("open_id")
+        try:
+            content = json.loads(message.get("content") or "{}")
+            text = str(content.get("text", ""))[:_MAX_TEXT] if isinstance(content, dict) else ""
+        except (ValueError, TypeError, RecursionError):
+            raise InvalidRequestError("the message content is not JSON", code="bad_event") from None
+        sender_ids = (event.get("sender") or {}).get("sender_id") or {}
+        sender = sender_ids.get("open_id") if isinstance(sender_ids, dict) else None
+        if sender is not None and (not isinstance(sender, str) or len(sender) > _MAX_ID):
+            raise InvalidRequestError("the sender id is not an id", code="bad_event")
         conv = await self._channel_conversation(
             "feishu", None, sender or message.get("chat_id"), chat_id=message.get("chat_id")
         )
@@ -275,3 +288,28 @@ class SupportBot(BotCore):
         """Wait for background message handling (Feishu) to finish."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _feishu_body(body: bytes, encrypt_key: str | None) -> dict[str, Any]:
+    """A Feishu event body as a JSON object (decrypted when it is encrypted).
+
+    Raises:
+        InvalidRequestError: Anything else: not JSON, too deep, not an object, a bad `encrypt`.
+    """
+    not_event = InvalidRequestError("the body is not a Feishu event", code="bad_event")
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and "encrypt" in data:
+            if not encrypt_key:
+                raise InvalidRequestError("an encrypted event but no encrypt_key is configured")
+            if not isinstance(data["encrypt"], str):
+                raise not_event
+            data = json.loads(feishu_decrypt(encrypt_key, data["encrypt"]))
+    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
+        raise not_event from None
+    if not isinstance(data, dict):
+        raise not_event
+    for key in ("header", "event"):
+        if key in data and not isinstance(data[key], dict):
+            raise not_event
+    return data

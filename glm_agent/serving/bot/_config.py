@@ -14,6 +14,7 @@ __all__ = [
     "HandoffConfig",
     "RedactionConfig",
     "SupportConfig",
+    "SupportLimits",
     "WebhookConfig",
 ]
 
@@ -96,11 +97,23 @@ class RedactionConfig(_Strict):
     """Per-field overrides: `transcript`, `log`, `export` → the kinds masked there."""
 
 
+_KNOWN_DEFAULTS = {"change-me", "changeme", "secret", "password", "test", "default"}
+
+
 class WebhookConfig(_Strict):
     """The generic JSON webhook channel."""
 
-    secret: str
-    """The HMAC-SHA256 key shared with the caller."""
+    secret: str = Field(min_length=16)
+    """The HMAC-SHA256 key shared with the caller (at least 16 characters; a placeholder such as
+    `change-me` is refused: anyone could sign requests with it)."""
+
+    @field_validator("secret")
+    @classmethod
+    def _no_default_secret(cls, value: str) -> str:
+        if value.strip().lower() in _KNOWN_DEFAULTS:
+            raise ValueError(f"the webhook secret {value!r} is a placeholder; set a random one")
+        return value
+
     callback_url: str | None = None
     """Where replies (and human agents' replies) are also POSTed, signed the same way."""
     max_skew_seconds: float = 300.0
@@ -133,6 +146,18 @@ class ChannelsConfig(_Strict):
     """The generic JSON webhook."""
     feishu: FeishuConfig | None = None
     """Feishu / Lark."""
+
+
+class SupportLimits(_Strict):
+    """How often one client address may use the customer routes (token buckets per address,
+    per worker process)."""
+
+    conversations_per_minute: float = Field(default=10, gt=0)
+    """New conversations per minute."""
+    messages_per_minute: float = Field(default=30, gt=0)
+    """Customer messages (and feedback, handoff requests) per minute."""
+    burst: int = Field(default=10, ge=1)
+    """Most at once after a quiet spell."""
 
 
 class SupportConfig(_Strict):
@@ -176,6 +201,8 @@ class SupportConfig(_Strict):
     """How long a console login lasts."""
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     """Webhook and IM channels."""
+    limits: SupportLimits = Field(default_factory=SupportLimits)
+    """Per-address rate limits of the customer routes."""
     demo_reset: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
     """`module:function` (found beside the agent.yaml) that restores a demo's own data, called
     by `glm-agent support reset-demo` before it clears the bot's conversations."""

@@ -18,7 +18,7 @@ from glm_agent.messages import AssistantMessage, Message, ToolCall
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import BotDB, Conversation
 from glm_agent.serving.bot._notify import Notifier
-from glm_agent.serving.bot._throttle import LoginThrottle
+from glm_agent.serving.bot._throttle import AddressLimiter, LoginThrottle
 from glm_agent.serving.bot.curated import CuratedAnswer, CuratedMatcher
 from glm_agent.serving.bot.redaction import Redactor
 
@@ -83,6 +83,9 @@ class ConversationLog:
         """Real arguments of calls waiting for a customer's "yes", by conversation (never
         written anywhere: the database keeps them redacted)."""
         self.login_throttle = LoginThrottle()
+        lim = config.limits
+        self.conversation_limiter = AddressLimiter(lim.conversations_per_minute, lim.burst)
+        self.message_limiter = AddressLimiter(lim.messages_per_minute, lim.burst)
         """Failed console logins, per username and address (per worker process)."""
         self.reload_curated()
 

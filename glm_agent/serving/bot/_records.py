@@ -66,7 +66,7 @@ def export(bot: BotCore, fmt: str) -> tuple[str, str]:
             tags = r["tags"]
             for m in r["messages"]:
                 writer.writerow(
-                    {
+                    {  # every text a customer or an agent could have written goes through _cell
                         "conversation_id": r["conversation_id"],
                         "channel": r["channel"],
                         "status": r["status"],
@@ -74,15 +74,26 @@ def export(bot: BotCore, fmt: str) -> tuple[str, str]:
                         "role": m["role"],
                         "source": m["source"],
                         "ts": m["ts"],
-                        "text": m["text"],
-                        "intent": tags.get("intent"),
-                        "resolution": tags.get("resolution"),
+                        "text": _cell(m["text"]),
+                        "intent": _cell(tags.get("intent")),
+                        "resolution": _cell(tags.get("resolution")),
                         "handed_off": bool(tags.get("handed_off")),
                         "csat": tags.get("csat"),
                     }
                 )
         return buf.getvalue(), "text/csv"
     raise InvalidRequestError(f"unknown export format {fmt!r}; formats: jsonl, csv", param="format")
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a leading `=`, `+`, `-`, `@`, tab or CR would
+    make it a formula (`=HYPERLINK(...)` in a customer's message), so it gets a `'` first."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
 
 
 def _rate(n: int, d: int) -> float | None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from glm_agent.exceptions import InvalidRequestError
 from glm_agent.serving._deps import get_support, sse_response
 from glm_agent.serving._state import sse
 from glm_agent.serving.bot import _console as console
@@ -28,6 +29,10 @@ class NewConversation(BaseModel):
     locale: Literal["zh", "en"] | None = None
 
 
+Short = Annotated[str, Field(max_length=200)]
+Text = Annotated[str, Field(max_length=4000)]
+
+
 class NewMessage(BaseModel):
     """POST .../messages and console replies."""
 
@@ -37,38 +42,69 @@ class NewMessage(BaseModel):
 class Feedback(BaseModel):
     """POST .../feedback."""
 
-    message_id: int
+    message_id: int = Field(ge=0, le=2**53)
     rating: Literal["up", "down"]
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 class HandoffRequest(BaseModel):
     """POST .../handoff."""
 
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class Login(BaseModel):
     """POST /v1/console/login."""
 
-    username: str
-    password: str
+    username: Short
+    password: str = Field(max_length=1000)
 
 
 class CuratedBody(BaseModel):
     """A curated answer."""
 
-    question: str
-    answer: str
-    variants: list[str] = Field(default_factory=list)
+    question: Text
+    answer: Text
+    variants: list[Text] = Field(default_factory=list, max_length=100)
 
 
 class PromoteBody(BaseModel):
     """POST /v1/console/review/{id}/promote (empty fields keep the item's)."""
 
-    question: str | None = None
-    answer: str | None = None
-    variants: list[str] = Field(default_factory=list)
+    question: Text | None = None
+    answer: Text | None = None
+    variants: list[Text] = Field(default_factory=list, max_length=100)
+
+
+class Tags(BaseModel):
+    """PATCH .../tags: a few short values (intent, resolution, csat...)."""
+
+    model_config = {"extra": "allow"}
+
+    def items_checked(self) -> dict[str, Any]:
+        """The tags, with their sizes checked."""
+        data = self.model_dump()
+        if len(data) > 20:
+            raise InvalidRequestError("at most 20 tags at once", param="tags")
+        for key, value in data.items():
+            if len(key) > 50 or len(str(value)) > 200:
+                raise InvalidRequestError(f"tag {key[:50]!r} is too long", param=key[:50])
+        return data
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _event_id(header: str | None, default: int) -> int:
+    """The `Last-Event-ID` a client resumes from (400 when it is not an event number)."""
+    if header is None or not header.strip():
+        return default
+    if not header.strip().isdigit() or len(header.strip()) > 18:
+        raise InvalidRequestError(
+            f"Last-Event-ID must be an event number, got {header[:40]!r}", param="Last-Event-ID"
+        )
+    return int(header)
 
 
 def _sse(event: dict[str, Any]) -> str:
@@ -112,7 +148,8 @@ async def info(bot: Bot) -> dict[str, Any]:
 
 
 @router.post("/v1/support/conversations", status_code=201)
-async def create(bot: Bot, body: NewConversation) -> dict[str, Any]:
+async def create(bot: Bot, body: NewConversation, request: Request) -> dict[str, Any]:
+    bot.conversation_limiter.check(_address(request))
     conv, token, greeting = await bot.create_conversation(body.channel, None, body.locale)
     return {
         "conversation_id": conv.id,
@@ -123,7 +160,11 @@ async def create(bot: Bot, body: NewConversation) -> dict[str, Any]:
 
 
 @router.post("/v1/support/conversations/{conversation_id}/messages")
-async def send(bot: Bot, body: NewMessage, conv: Annotated[Any, Depends(customer)]) -> Any:
+async def send(
+    bot: Bot, body: NewMessage, conv: Annotated[Any, Depends(customer)], request: Request
+) -> Any:
+    bot.message_limiter.check(_address(request))
+
     async def events() -> AsyncIterator[str]:
         async for event in bot.send(conv, body.text):
             yield _sse(dict(event))
@@ -139,7 +180,7 @@ async def events(
     after: int | None = Query(default=None),
     last_event_id: str | None = Header(default=None),
 ) -> Any:
-    start = after if after is not None else int(last_event_id or 0)
+    start = after if after is not None else _event_id(last_event_id, 0)
 
     async def stream() -> AsyncIterator[str]:
         seen = start
@@ -168,16 +209,18 @@ async def get_conversation(bot: Bot, conv: Annotated[Any, Depends(customer)]) ->
 
 @router.post("/v1/support/conversations/{conversation_id}/feedback")
 async def feedback(
-    bot: Bot, body: Feedback, conv: Annotated[Any, Depends(customer)]
+    bot: Bot, body: Feedback, conv: Annotated[Any, Depends(customer)], request: Request
 ) -> dict[str, Any]:
+    bot.message_limiter.check(_address(request))
     console.add_feedback(bot, conv, body.message_id, body.rating, body.comment)
     return {"ok": True}
 
 
 @router.post("/v1/support/conversations/{conversation_id}/handoff")
 async def handoff(
-    bot: Bot, body: HandoffRequest, conv: Annotated[Any, Depends(customer)]
+    bot: Bot, body: HandoffRequest, conv: Annotated[Any, Depends(customer)], request: Request
 ) -> dict[str, Any]:
+    bot.message_limiter.check(_address(request))
     reason = "customer clicked 'talk to a human'" + (f": {body.reason}" if body.reason else "")
     ticket = await bot.handoff(conv, reason, "customer_request")
     return {"status": bot.conversation(conv.id).status, "ticket_id": ticket or None}
@@ -265,11 +308,11 @@ async def close(
 @router.patch("/v1/console/conversations/{conversation_id}/tags")
 async def tags(
     bot: Bot,
-    body: dict[str, Any],
+    body: Tags,
     agent: Annotated[str, Depends(agent_name)],
     conv: Annotated[Any, Depends(convo)],
 ) -> dict[str, Any]:
-    return console.set_tags(bot, conv, body)
+    return console.set_tags(bot, conv, body.items_checked())
 
 
 @router.get("/v1/console/events")
@@ -280,7 +323,7 @@ async def console_events(
     after: int | None = Query(default=None),
     last_event_id: str | None = Header(default=None),
 ) -> Any:
-    start = after if after is not None else int(last_event_id or bot.db.last_console_seq())
+    start = after if after is not None else _event_id(last_event_id, bot.db.last_console_seq())
     key = "console:" + bot.tenant
 
     async def stream() -> AsyncIterator[str]:

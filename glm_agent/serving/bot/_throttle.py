@@ -1,4 +1,5 @@
-"""Throttling failed console logins: per username and per client address, with back-off."""
+"""Throttles: failed console logins (per username and address, with back-off) and the
+customer routes (token buckets per address)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 
 from glm_agent.exceptions import TooManyRequestsError
 
-__all__ = ["LoginThrottle"]
+__all__ = ["AddressLimiter", "LoginThrottle"]
 
 
 @dataclass
@@ -65,3 +66,32 @@ class LoginThrottle:
         """A good login clears the username's failures (not the address's)."""
         with self._lock:
             self._seen.pop("u:" + username, None)
+
+
+class AddressLimiter:
+    """Token buckets per client address: `check(address)` raises `TooManyRequestsError` when
+    the address is over `per_minute` (bursts of `burst`)."""
+
+    def __init__(self, per_minute: float, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        """Spend one request of `address`."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, stamp = self._buckets.get(address, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            if tokens < 1.0:
+                self._buckets[address] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate
+                raise TooManyRequestsError(
+                    f"too many requests from this address; retry in {max(1, round(wait))} s",
+                    retry_after=wait,
+                )
+            self._buckets[address] = (tokens - 1.0, now)
+            if len(self._buckets) > 50_000:  # forget full buckets under a flood of addresses
+                for key in [k for k, (t, _) in self._buckets.items() if t >= self.burst]:
+                    del self._buckets[key]

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import time
 from typing import Any
@@ -25,9 +26,14 @@ __all__ = [
 ]
 
 
-def sign_webhook(secret: str, body: bytes) -> str:
-    """The `X-Signature` header value for `body`: `sha256=<hex HMAC-SHA256>`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign_webhook(secret: str, body: bytes, timestamp: str) -> str:
+    """The `X-Signature` header value: `sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`.
+
+    The timestamp is inside the signed bytes, so a captured request cannot be replayed later
+    with a fresh `X-Timestamp`.
+    """
+    signed = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def verify_webhook(
@@ -48,10 +54,12 @@ def verify_webhook(
         ts = float(timestamp)
     except ValueError:
         return "X-Timestamp is not a number of seconds"
+    if not math.isfinite(ts):
+        return "X-Timestamp is not a number of seconds"
     if abs((now if now is not None else time.time()) - ts) > max_skew:
         return f"X-Timestamp is more than {max_skew:g} s away from the server's clock"
-    if not hmac.compare_digest(sign_webhook(secret, body), signature):
-        return "X-Signature does not match the body"
+    if not hmac.compare_digest(sign_webhook(secret, body, timestamp), signature):
+        return "X-Signature does not match the timestamp and body"
     return None
 
 
@@ -150,10 +158,11 @@ class WebhookCallback:
             {"conversation_id": conversation_id, "customer_id": customer_id, "text": text},
             ensure_ascii=False,
         ).encode()
+        timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
-            "X-Timestamp": str(int(time.time())),
-            "X-Signature": sign_webhook(self.secret, body),
+            "X-Timestamp": timestamp,
+            "X-Signature": sign_webhook(self.secret, body, timestamp),
         }
         async with httpx.AsyncClient(timeout=10.0) as client:
             (await client.post(self.url, content=body, headers=headers)).raise_for_status()
