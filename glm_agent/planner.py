@@ -31,6 +31,7 @@ from glm_agent.messages import (
     Message,
     ModelResponse,
     ResponseDone,
+    SystemMessage,
     ToolCall,
     ToolDefinition,
     ToolMessage,
@@ -158,6 +159,15 @@ class Planner:
         # Only those: an unanswered call of a tool that needs no approval was never deferred
         # (a client may have written it into the history), so it is reported, never run.
         pending = pending_calls(messages)
+        unknown = [i for i in approvals or {} if i not in {c.id for c in pending}]
+        if unknown:
+            waiting = ", ".join(c.id for c in pending if self._awaits_approval(c)) or "none"
+            raise UserError(
+                f"no call {', '.join(map(repr, unknown))} waits for approval in this "
+                f"conversation (waiting: {waiting})"
+            )
+        if not pending and not any(not isinstance(m, SystemMessage) for m in messages):
+            raise UserError("there is nothing to answer: give a prompt or a message history")
         if pending:
             waiting = [c for c in pending if self._awaits_approval(c)]
             records = resumed = await execute_calls(

@@ -16,7 +16,7 @@ _SCHEMES = ("sqlite", "redis", "rediss", "postgresql", "postgres")
 _OPTIONS = {
     "sqlite": ("ttl", "synchronous"),
     "redis": ("ttl", "prefix"),
-    "postgresql": ("ttl", "schema", "pool_size"),
+    "postgresql": ("ttl", "schema", "pool_size", "open_timeout"),
 }
 
 
@@ -53,7 +53,8 @@ def open_store(url: str) -> SessionStore:
         - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`
           (options: `ttl`, `synchronous=full|normal`).
         - `redis://[user:password@]host:port/db` (options: `ttl`, `prefix`).
-        - `postgresql://user@host:port/database` (options: `ttl`, `schema`, `pool_size`;
+        - `postgresql://user@host:port/database` (options: `ttl`, `schema`, `pool_size`,
+          `open_timeout`;
           other parameters go to libpq).
 
     `ttl` is the seconds a session lives after its last write.
@@ -91,8 +92,15 @@ def open_store(url: str) -> SessionStore:
 
     try:
         pool_size = int(opts.get("pool_size", "10"))
+        open_timeout = float(opts.get("open_timeout", "30"))
     except ValueError:
-        raise UserError(f"{scrub(url)}: pool_size must be an integer") from None
+        raise UserError(
+            f"{scrub(url)}: pool_size must be an integer, open_timeout a number of seconds"
+        ) from None
     return PostgresStore(
-        rest, ttl=_ttl(opts, url), schema=opts.get("schema", "public"), pool_size=pool_size
+        rest,
+        ttl=_ttl(opts, url),
+        schema=opts.get("schema", "public"),
+        pool_size=pool_size,
+        open_timeout=open_timeout,
     )

@@ -40,6 +40,7 @@ class PostgresStore(SessionStore, FactStore):
         schema: The schema holding the tables (created if missing).
         pool_size: Most connections the pool opens.
         migrate_to: Apply migrations up to this schema version only (for migration tests).
+        open_timeout: Seconds to keep trying to reach the server before giving up.
     """
 
     scheme = "postgresql"
@@ -52,6 +53,7 @@ class PostgresStore(SessionStore, FactStore):
         schema: str = "public",
         pool_size: int = 10,
         migrate_to: int | None = None,
+        open_timeout: float = 30.0,
     ) -> None:
         if not schema.replace("_", "").isalnum():
             raise UserError(f"schema name {schema!r} must be letters, digits and underscores")
@@ -60,6 +62,7 @@ class PostgresStore(SessionStore, FactStore):
         self.schema = schema
         self.pool_size = pool_size
         self._migrate_to = migrate_to
+        self.open_timeout = open_timeout
         self._pool: Any = None
         self._opening: asyncio.Lock | None = None
 
@@ -93,7 +96,7 @@ class PostgresStore(SessionStore, FactStore):
             open=False,
         )
         try:
-            await pool.open(wait=True, timeout=30.0)
+            await pool.open(wait=True, timeout=self.open_timeout)
         except Exception as e:  # psycopg's text may hold the connection string, password too
             await pool.close()
             raise RunError(

@@ -29,9 +29,9 @@ from glm_agent.messages import (
 from glm_agent.models import AgentInfo, FunctionModel
 from glm_agent.serving.bot import SupportBot, SupportConfig, hash_password
 from glm_agent.serving.bot._config import SupportLimits
+from glm_agent.tools import ToolRegistry, tool
 
 UNLIMITED = SupportLimits(conversations_per_minute=1e6, messages_per_minute=1e6, burst=10**6)
-from glm_agent.tools import ToolRegistry, tool
 
 PASSWORD = "s3cret-pass"
 ACCOUNTS = {

@@ -35,7 +35,9 @@ def secured(tmp_path: Path) -> Iterator[str]:
             hash=hash_key(SLOW),
             tenant="acme",
             scopes=["chat"],
-            rate_limit=RateLimit(requests_per_minute=60, burst=2),
+            rate_limit=RateLimit(
+                requests_per_minute=6, burst=2
+            ),  # slow refill: no flake under load
         ),
     ]
     config = ServerConfig(keys=keys, max_body_bytes=2048, cors_origins=["https://shop.example"])

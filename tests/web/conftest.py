@@ -29,8 +29,8 @@ def _free_port() -> int:
 
 def make_bot(tmp: Path) -> Any:
     """The support bot over the scripted shop agent, with one console account."""
+    from glm_agent.serving.bot import HandoffConfig, SupportBot, SupportConfig, hash_password
     from glm_agent.serving.bot._config import SupportLimits
-from glm_agent.serving.bot import HandoffConfig, SupportBot, SupportConfig, hash_password
 
     agent = Agent(
         FunctionModel(stream_function=stream_answer, name="shop"), tools=[return_order], name="shop"

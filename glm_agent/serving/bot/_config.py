@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ChannelsConfig",
@@ -137,6 +137,20 @@ class FeishuConfig(_Strict):
     """The encrypt key: bodies are AES-decrypted and signatures checked when set."""
     api_base: str = "https://open.feishu.cn"
     """The open API's base URL (`https://open.larksuite.com` for Lark)."""
+
+    @model_validator(mode="after")
+    def _authenticated(self) -> FeishuConfig:
+        # Without either, anybody could post events in any Feishu user's name.
+        if not (self.verification_token or self.encrypt_key):
+            raise ValueError(
+                "set encrypt_key (recommended: bodies encrypted and signed) or "
+                "verification_token: without them anybody can post events in any user's name"
+            )
+        for name in ("verification_token", "encrypt_key"):
+            value = getattr(self, name)
+            if value is not None and value.strip().lower() in _KNOWN_DEFAULTS:
+                raise ValueError(f"the Feishu {name} {value!r} is a placeholder; set the real one")
+        return self
 
 
 class ChannelsConfig(_Strict):

@@ -1,6 +1,7 @@
 """The support bot's HTTP API, one module-level router: /v1/support (customers), /v1/console
 (human agents), /v1/channels (webhook, Feishu). Routes reach the bot through `get_support`."""
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,8 @@ class NewConversation(BaseModel):
     Conversations of the webhook and Feishu channels are created by those channels' signed
     requests only: nobody can open one in a channel customer's name from here.
     """
+
+    model_config = {"extra": "forbid"}  # a customer_id here would be a claim nobody checked
 
     channel: Literal["web"] = "web"
     locale: Literal["zh", "en"] | None = None
@@ -100,7 +103,7 @@ def _event_id(header: str | None, default: int) -> int:
     """The `Last-Event-ID` a client resumes from (400 when it is not an event number)."""
     if header is None or not header.strip():
         return default
-    if not header.strip().isdigit() or len(header.strip()) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", header.strip()):
         raise InvalidRequestError(
             f"Last-Event-ID must be an event number, got {header[:40]!r}", param="Last-Event-ID"
         )

@@ -508,7 +508,7 @@
   function create() {
     return fetch(server + "/v1/support/conversations", {
       method: "POST", headers: { "Content-Type": "application/json" }, credentials: "omit",
-      body: JSON.stringify({ channel: "web", customer_id: null, locale: locale }),
+      body: JSON.stringify({ channel: "web", locale: locale }),
     }).then(function (r) {
       if (!r.ok) throw new Error("create conversation: HTTP " + r.status);
       return r.json();
