@@ -35,9 +35,8 @@ def secured(tmp_path: Path) -> Iterator[str]:
             hash=hash_key(SLOW),
             tenant="acme",
             scopes=["chat"],
-            rate_limit=RateLimit(
-                requests_per_minute=6, burst=2
-            ),  # slow refill: no flake under load
+            # A slow refill: a loaded machine cannot refill the bucket between requests.
+            rate_limit=RateLimit(requests_per_minute=6, burst=2),
         ),
     ]
     config = ServerConfig(keys=keys, max_body_bytes=2048, cors_origins=["https://shop.example"])
