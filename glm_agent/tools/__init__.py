@@ -1,4 +1,5 @@
-"""Tools: definitions bound to implementations and policies, from functions or YAML registries."""
+"""Tools: definitions bound to implementations and policies, from functions, YAML registries
+and MCP servers."""
 
 from glm_agent.tools._bfcl import (
     BfclNames,
@@ -18,8 +19,10 @@ from glm_agent.tools._interop import (
     to_openai_tools,
     to_tool_definitions,
 )
+from glm_agent.tools._mcp_client import MCPServer
+from glm_agent.tools._mcp_spec import MCPServerSpec
 from glm_agent.tools._openapi import openapi_registry_spec, registry_from_openapi
-from glm_agent.tools._registry import ToolRegistry, as_tool
+from glm_agent.tools._registry import ToolRegistry, ToolSource, as_tool
 from glm_agent.tools._schema import clean_schema
 from glm_agent.tools._tool import (
     RunContext,
@@ -52,12 +55,15 @@ __all__ = [
     "HttpClientPool",
     "HttpEndpoint",
     "HttpSettings",
+    "MCPServer",
+    "MCPServerSpec",
     "RegistryFile",
     "ResponseSelector",
     "RunContext",
     "Tool",
     "ToolPolicy",
     "ToolRegistry",
+    "ToolSource",
     "ToolSpec",
     "YamlToolRegistry",
     "as_tool",
