@@ -15,7 +15,7 @@ from glm_agent.tools._mcp_client import MCPServer
 from glm_agent.tools._mcp_spec import MCPServerSpec
 from glm_agent.tools._yaml_schema import RegistryFile
 
-__all__ = ["mcp_servers", "resolve_spec"]
+__all__ = ["mcp_servers", "paths_from", "resolve_spec"]
 
 
 def resolve_spec(
@@ -46,9 +46,13 @@ def resolve_spec(
         raise source.error(first["msg"].removeprefix("Value error, "), key) from None
     if spec.url is not None and not spec.url.startswith(("http://", "https://")):
         raise source.error(f"url must start with http:// or https://, got {spec.url!r}", where)
+    return paths_from(spec, Path(source.path).resolve().parent)
+
+
+def paths_from(spec: MCPServerSpec, base: Path) -> MCPServerSpec:
+    """A stdio server's `cwd` (default: `base`) and relative `command` path taken from `base`."""
     if spec.kind != "stdio":
         return spec
-    base = Path(source.path).resolve().parent
     update: dict[str, str] = {"cwd": str(base / spec.cwd if spec.cwd else base)}
     command = spec.command or ""
     if "/" in command and not Path(command).is_absolute():
