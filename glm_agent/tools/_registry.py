@@ -200,4 +200,5 @@ class ToolRegistry:
         return len(self._offered())
 
     def __repr__(self) -> str:
-        return f"ToolRegistry({self.names})"
+        sources = f", sources={list(self._sources)}" if self._sources else ""
+        return f"ToolRegistry({list(self._tools)}{sources})"
