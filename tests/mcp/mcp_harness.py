@@ -60,7 +60,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> No
 
 
 @contextlib.contextmanager
-def server_process(command: Sequence[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def server_process(
+    command: Sequence[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[None]:
     """Run an HTTP server process until the block ends."""
     process = subprocess.Popen(
         list(command),

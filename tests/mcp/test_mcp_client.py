@@ -66,7 +66,8 @@ def test_reference_servers_tools_are_listed_with_their_schemas(tmp_path: Path) -
             assert {"ev_echo", "ev_get-sum", "ev_get-tiny-image"} <= set(registry.names)
             params = registry.get("ev_get-sum").definition.parameters
             assert params["required"] == ["a", "b"] and "$schema" not in params
-            text = await registry.get("fs_read_text_file").run({"path": str(tmp_path / "notes.txt")})
+            notes = str(tmp_path / "notes.txt")
+            text = await registry.get("fs_read_text_file").run({"path": notes})
             assert "ZX-77" in text
             assert await registry.get("ev_echo").run({"message": "hi"}) == "Echo: hi"
             # Structured content comes back as data (the model reads it as JSON).
@@ -290,7 +291,8 @@ def test_retry_budget_applies_to_failing_mcp_tools() -> None:
 def test_allowed_tools_and_name_clashes() -> None:
     async def go() -> None:
         typo = python_server(allowed_tools=["ad"])
-        with pytest.raises(UserError, match="has no tool 'ad' \\(named in allowed_tools\\); did you"):
+        wrong = "has no tool 'ad' \\(named in allowed_tools\\); did you mean 'add'"
+        with pytest.raises(UserError, match=wrong):
             await typo.start()
         assert not typo.running
         one, two = python_server("one"), python_server("two", allowed_tools=["add", "pid"])
@@ -317,6 +319,7 @@ def test_allowed_tools_and_name_clashes() -> None:
                 await mixed.ready()
         finally:
             await mixed.aclose()
+
     asyncio.run(go())
 
 
