@@ -118,16 +118,26 @@ def create_app(
         served, chat_models, config, list(config.keys if keys is None else keys)
     )
 
+    mcp = _mcp_endpoint(served, config, state) if config.mcp else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.drain_event()
         state.ready = True
         restore = _chain_exit_signals(state)
         try:
-            yield
+            if mcp is None:
+                yield
+            else:
+                async with mcp.lifespan():
+                    yield
         finally:
             restore()
             state.begin_shutdown()
+            # The agents' MCP tool servers stop with the server (a later run restarts them).
+            for a in served:
+                for source in a.agent.tools.tool_sources:
+                    await source.aclose()
             if close_stores:
                 stores = {id(a.agent.memory): a.agent.memory for a in served if a.agent.memory}
                 for store in stores.values():
@@ -216,6 +226,10 @@ def create_app(
     from glm_agent.serving._agents import add_agent_routes
 
     add_agent_routes(app, state, need, _stream)
+    if mcp is not None:
+        from starlette.routing import Route
+
+        app.router.routes.append(Route("/mcp", endpoint=mcp.endpoint, include_in_schema=False))
 
     _document_errors_as_sent(app)
     app.add_middleware(Gate, state=state)
@@ -235,6 +249,18 @@ def create_app(
             expose_headers=["X-Request-Id", "Retry-After"],
         )
     return app
+
+
+def _mcp_endpoint(served: Sequence[ServedAgent], config: ServerConfig, state: ServerState) -> Any:
+    """The agents and their knowledge bases over MCP, behind the server's keys."""
+    from glm_agent.serving._mcp_http import MCPHttp
+    from glm_agent.serving._mcp_server import MCPExposure
+
+    knowledge = {a.name: a.agent.knowledge for a in served if a.agent.knowledge is not None}
+    exposure = MCPExposure(agents=[a.agent for a in served], knowledge=knowledge)
+    # The agents are the app's: it closes them (not the MCP endpoint). Any host: the API keys
+    # guard this endpoint, as they guard every other (with the same rate-limit buckets).
+    return MCPHttp(exposure, config=config, host="", close=False, state=state)
 
 
 def _document_errors_as_sent(app: FastAPI) -> None:

@@ -261,3 +261,33 @@ def test_inspector_cli_checks_our_server(registry_file: Path, helpdesk: str) -> 
         "query=refunds",
     )
     assert "ACME refunds in 30 days" in over_http["content"][0]["text"]
+
+
+def test_the_http_server_serves_its_agents_over_mcp_and_stops_their_servers(
+    tmp_path: Path,
+) -> None:
+    from mcp_harness import PYTHON_SERVER, call_then_answer
+
+    from glm_agent.serving import create_app
+    from glm_agent.tools import MCPServer
+
+    tools = MCPServer("calc", command=PYTHON_SERVER[0], args=PYTHON_SERVER[1:])
+    agent: Agent[str] = Agent(
+        FunctionModel(call_then_answer("add", {"a": 20, "b": 22})), name="calc", tools=[tools]
+    )
+    keys = [ApiKey(hash=hash_key(ACME), tenant="acme", scopes=["runs"])]
+    app = create_app([agent], config=ServerConfig(keys=keys, mcp=True))
+    with _live(app) as url:
+        assert httpx.get(url.removesuffix("/mcp") + "/healthz").status_code == 200
+        anonymous = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert anonymous.status_code == 401
+
+        async def go() -> None:
+            http, client = _client(url, ACME)
+            async with http, client:
+                assert [t.name for t in (await client.list_tools()).tools] == ["calc"]
+                assert await _text(client, "calc", {"message": "20+22"}) == "tool said: 42"
+
+        asyncio.run(go())
+        assert tools.running  # started by the run, on the server's loop
+    assert not tools.running  # stopped with the server
