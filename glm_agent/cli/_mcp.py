@@ -21,13 +21,24 @@ def _is_registry(path: Path) -> bool:
 
 
 def exposure_from_file(
-    path: Path, *, environment: str | None = None, tenant: str = "default"
+    path: Path,
+    *,
+    environment: str | None = None,
+    tenant: str = "default",
+    expose: list[str] | None = None,
 ) -> tuple[Any, dict[str, Any] | None, Path]:
     """What `mcp serve` offers for a file, its raw `server:` settings, and their folder.
 
-    A registry file (it has `version:`) offers its tools; an agent.yaml offers its agent as one
-    tool and its knowledge base, if any, as `search_<agent>` and resources.
+    A registry file (it has `version:`) offers its tools. An agent.yaml offers its agent as one
+    tool and its knowledge base as `search_knowledge` and `kb://knowledge/...` resources (`expose`
+    picks among `agent` and `knowledge`). A support agent (a support.yaml beside it) is reached
+    through its support bot only, so only its knowledge is offered; its `knowledge_sources` are
+    ingested first, as the bot does at start.
+
+    Raises:
+        UserError: `expose` names something unknown, or the agent of a support bot.
     """
+    from glm_agent.exceptions import UserError
     from glm_agent.serving._mcp_server import MCPExposure
 
     if _is_registry(path):
@@ -36,12 +47,37 @@ def exposure_from_file(
         registry = load_registry(path, environment=environment)
         return MCPExposure(tools=registry, default_tenant=tenant), None, path.parent
     from glm_agent.agent_config import load_agent_config
+    from glm_agent.serving.bot import find_support_config
 
+    support = find_support_config(path)
+    wanted = expose or (["knowledge"] if support else ["agent", "knowledge"])
+    if unknown := [w for w in wanted if w not in ("agent", "knowledge")]:
+        raise UserError(f"--expose: unknown {', '.join(unknown)}; valid: agent, knowledge")
+    if support is not None and "agent" in wanted:
+        raise UserError(
+            f"{path} is a support bot's agent ({support} is beside it): it is reached through "
+            "the bot only (glm-agent serve); serve its knowledge with --expose knowledge"
+        )
     cfg = load_agent_config(path, environment)
     agent = cfg.build()
-    knowledge = {agent.name: agent.knowledge} if agent.knowledge is not None else None
-    exposure = MCPExposure(agents=[agent], knowledge=knowledge, default_tenant=tenant)
+    kb = agent.knowledge if "knowledge" in wanted else None
+    if kb is not None and support is not None:
+        _ingest_sources(kb, support)
+    exposure = MCPExposure(
+        agents=[agent] if "agent" in wanted else [],
+        knowledge={"knowledge": kb} if kb is not None else None,
+        default_tenant=tenant,
+    )
     return exposure, cfg.server, cfg.base_dir
+
+
+def _ingest_sources(kb: Any, support: Path) -> None:
+    """Ingest a support bot's `knowledge_sources` (incremental), as the bot does at start."""
+    from glm_agent._yaml_source import read_yaml
+
+    data = read_yaml(support).substitute_env().mapping()
+    for source in data.get("knowledge_sources") or []:
+        kb.ingest(support.parent / source)
 
 
 @app.command()
@@ -59,6 +95,10 @@ def serve(
         typer.Option(help="Server settings YAML with API keys (default: agent.yaml server:)."),
     ] = None,
     tenant: Annotated[str, typer.Option(help="The tenant of stdio calls.")] = "default",
+    expose: Annotated[
+        list[str] | None,
+        typer.Option(help="For an agent.yaml: agent and/or knowledge (repeatable)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "warning",
 ) -> None:
     """Serve a tool registry or an agent over MCP (stdio by default; --transport http for
@@ -79,7 +119,9 @@ def serve(
         raise UserError(f"{str(file)!r} is not a file")
     # stdout carries the protocol on stdio: logs go to stderr only.
     logging.basicConfig(stream=sys.stderr, level=log_level.upper())
-    exposure, raw_server, base = exposure_from_file(file, environment=env, tenant=tenant)
+    exposure, raw_server, base = exposure_from_file(
+        file, environment=env, tenant=tenant, expose=expose
+    )
     if kind == "stdio":
         import anyio
 

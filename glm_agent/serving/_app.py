@@ -257,7 +257,8 @@ def _mcp_endpoint(served: Sequence[ServedAgent], config: ServerConfig, state: Se
     from glm_agent.serving._mcp_server import MCPExposure
 
     knowledge = {a.name: a.agent.knowledge for a in served if a.agent.knowledge is not None}
-    exposure = MCPExposure(agents=[a.agent for a in served], knowledge=knowledge)
+    # Support agents are reached through their bot only; their knowledge may be searched.
+    exposure = MCPExposure(agents=[a.agent for a in served if a.mcp], knowledge=knowledge)
     # The agents are the app's: it closes them (not the MCP endpoint). Any host: the API keys
     # guard this endpoint, as they guard every other (with the same rate-limit buckets).
     return MCPHttp(exposure, config=config, host="", close=False, state=state)

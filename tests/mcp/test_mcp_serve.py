@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -291,3 +292,38 @@ def test_the_http_server_serves_its_agents_over_mcp_and_stops_their_servers(
         asyncio.run(go())
         assert tools.running  # started by the run, on the server's loop
     assert not tools.running  # stopped with the server
+
+
+def test_customer_service_knowledge_reaches_a_second_agent_over_mcp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from glm_agent.agent_config import load_agent
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "customer-service"
+    folder = tmp_path / "customer-service"
+    shutil.copytree(example, folder, ignore=shutil.ignore_patterns(".glm-agent", "__pycache__"))
+    # The test embedder (hashing, no model files) instead of the bundled MiniLM, for speed.
+    KnowledgeBase(folder / ".glm-agent" / "kb", embedder="test").close()
+    monkeypatch.setenv("CS_STORE_DB", str(folder / ".glm-agent" / "store.db"))
+    monkeypatch.delenv("SUPPORT_SESSIONS_URL", raising=False)
+    monkeypatch.setenv("PATH", f"{Path(GLM_AGENT).parent}:{os.environ['PATH']}")
+    staff = load_agent(folder / "staff-assistant.yaml")
+
+    async def go() -> None:
+        try:
+            result = await staff.arun("What is the warranty on cast iron pots?")
+        finally:
+            await staff.aclose()
+        (searched,) = [m for m in result.messages if isinstance(m, ToolMessage)]
+        assert searched.name == "search_knowledge" and "warranty-guide.pdf" in searched.content
+        assert "five-year" in str(result.output)
+
+    asyncio.run(go())
+    # The support agent itself is not offered over MCP: the bot is its only door.
+    from glm_agent.cli._mcp import exposure_from_file
+    from glm_agent.exceptions import UserError
+
+    with pytest.raises(UserError, match="reached through the bot only"):
+        exposure_from_file(folder / "agent.yaml", expose=["agent"])
