@@ -125,9 +125,9 @@ def serve(
     if kind == "stdio":
         import anyio
 
-        from glm_agent.serving._mcp_http import serve_stdio
+        from glm_agent.serving._mcp_http import serve_mcp_stdio
 
-        anyio.run(serve_stdio, exposure)
+        anyio.run(serve_mcp_stdio, exposure)
         return
     _serve_http(exposure, raw_server, base, config, host, port, path, log_level)
 

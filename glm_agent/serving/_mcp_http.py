@@ -15,7 +15,7 @@ from glm_agent.serving._mcp_server import MCPExposure, mcp_server
 from glm_agent.serving._middleware import ASGIApp, Receive, Scope, Send
 from glm_agent.serving._state import ServerState
 
-__all__ = ["MCP_SCOPE", "KeyCheck", "MCPHttp", "mcp_http_app", "serve_stdio"]
+__all__ = ["MCP_SCOPE", "KeyCheck", "MCPHttp", "mcp_http_app", "serve_mcp_stdio"]
 
 MCP_SCOPE = "runs"
 """The API-key scope MCP calls need: they run tools and agents."""
@@ -139,7 +139,7 @@ def mcp_http_app(
     return Starlette(routes=[Route(path, endpoint=http.endpoint)], lifespan=lifespan)
 
 
-async def serve_stdio(exposure: MCPExposure, *, name: str = "glm-agent") -> None:
+async def serve_mcp_stdio(exposure: MCPExposure, *, name: str = "glm-agent") -> None:
     """Serve `exposure` over this process's stdin / stdout until the client closes them."""
     from mcp.server.stdio import stdio_server
 

@@ -240,6 +240,8 @@ class MCPServer:
             raise
         if not done:
             await conn.close()
+            if ready.done() and not ready.cancelled():
+                ready.exception()  # retrieved: the timeout below is the error that counts
             raise ToolServerError(
                 self.name,
                 f"{how} did not start and list its tools within {self.spec.startup_timeout:g} s"
