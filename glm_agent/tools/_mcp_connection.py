@@ -86,6 +86,7 @@ class Connection:
         self.errlog: IO[str] | None = None
 
     def mark_dead(self) -> None:
+        """Note that the connection ended: the next call starts the server again."""
         self.alive = False
 
     def stderr_tail(self) -> str:
@@ -99,6 +100,7 @@ class Connection:
 
     @contextlib.asynccontextmanager
     async def transport(self) -> AsyncIterator[tuple[Any, Any]]:
+        """The SDK transport of the server's kind, its read stream watched."""
         spec = self.server.spec
         kind = spec.kind
         if kind == "stdio":
@@ -131,6 +133,8 @@ class Connection:
             yield _WatchedStream(read, self), write
 
     async def on_message(self, message: Any) -> None:
+        """The SDK's message handler: a changed tool list is fetched again (not here: the
+        handler runs on the receive loop, which must not wait for a response)."""
         if isinstance(message, Exception):
             log.warning("MCP server %r: transport error: %s", self.server.name, message)
             if self.server.spec.kind != "stdio":
@@ -193,6 +197,7 @@ class Connection:
             log.info("MCP server %r: no change stream: %s", self.server.name, e)
 
     async def close(self) -> None:
+        """Stop the owning task (which leaves the SDK client: the process is stopped)."""
         self.stop.set()
         if self.task is not None and not self.task.done():
             done, _ = await asyncio.wait({self.task}, timeout=10.0)
@@ -204,5 +209,6 @@ class Connection:
 
 
 def stderr_note(conn: Connection) -> str:
+    """The server's last stderr lines as the end of an error message (empty when none)."""
     tail = conn.stderr_tail()
     return f"; its last stderr output:\n{tail}" if tail else ""

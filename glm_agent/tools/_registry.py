@@ -36,6 +36,11 @@ class ToolSource(Protocol):
         whole when they change, never mutated in place."""
         ...
 
+    @property
+    def running(self) -> bool:
+        """Whether it is started and alive (`start` would do nothing)."""
+        ...
+
     async def start(self) -> None:
         """Start the source if it is not running (cheap when it is) and list its tools."""
         ...
@@ -105,8 +110,9 @@ class ToolRegistry:
             ToolServerError: A source could not be started.
             DuplicateToolError: Two tools share a name (naming where each comes from).
         """
-        if self._sources:
-            await asyncio.gather(*(s.start() for s in self._sources.values()))
+        stopped = [s for s in self._sources.values() if not s.running]
+        if stopped:  # started together; a run over running sources pays nothing here
+            await asyncio.gather(*(s.start() for s in stopped))
         self._offered()
 
     async def aclose(self) -> None:

@@ -74,6 +74,15 @@ def crash() -> str:
 
 
 @server.tool()
+def crash_once(marker: str) -> str:
+    """Exit the process the first time (creating the file `marker`); answer after that."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return "survived"
+
+
+@server.tool()
 async def hang() -> str:
     """Never return."""
     await anyio.sleep(3600)
