@@ -70,6 +70,15 @@ def test_reference_servers_tools_are_listed_with_their_schemas(tmp_path: Path) -
             text = await registry.get("fs_read_text_file").run({"path": notes})
             assert "ZX-77" in text
             assert await registry.get("ev_echo").run({"message": "hi"}) == "Echo: hi"
+            # Embedded resources in full, links to resources with their URI.
+            reference = {"resourceType": "Text", "resourceId": 1}
+            embedded = await registry.get("ev_get-resource-reference").run(reference)
+            assert (
+                "[resource <demo://resource/dynamic/text/1>, text/plain]\n"
+                "Resource 1: This is a plaintext resource"
+            ) in embedded
+            links = await registry.get("ev_get-resource-links").run({"count": 2})
+            assert "[resource link: Text Resource 2 <demo://resource/dynamic/text/2>" in links
             # Structured content comes back as data (the model reads it as JSON).
             weather = await registry.get("ev_get-structured-content").run({"location": "Chicago"})
             assert set(weather) == {"temperature", "conditions", "humidity"}
