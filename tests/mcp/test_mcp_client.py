@@ -348,3 +348,16 @@ def test_agent_aclose_stops_its_servers() -> None:
         assert not py.running
 
     asyncio.run(go())
+
+
+def test_sync_runs_share_the_server_on_glm_agents_loop() -> None:
+    py = python_server()
+    agent = agent_with(call_then_answer("pid", {}), py)
+    try:
+        first = agent.run("pid?")  # on the sync bridge's loop, where the server then lives
+        second = agent.run("again")
+        assert tool_messages(first.messages)[0].content == tool_messages(second.messages)[0].content
+        assert py.running and py.restarts == 0
+    finally:
+        agent.close()
+    assert not py.running
