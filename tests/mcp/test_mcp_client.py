@@ -4,6 +4,8 @@ Python SDK, through `MCPServer`, `ToolRegistry` and real agent runs (a scripted 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +176,12 @@ def test_a_crash_mid_call_is_reported_and_the_server_restarts() -> None:
             result = await agent_with(call_then_answer("pid", {}), py).arun("pid?")
             after = int(tool_messages(result.messages)[0].content)
             assert after != int(before) and py.restarts == 1
+            # A server that dies between calls is noticed when its output ends, and the next
+            # run starts it again without an error.
+            os.kill(after, signal.SIGKILL)
+            await _eventually(lambda: not py.running)
+            result = await agent_with(call_then_answer("add", {"a": 1, "b": 1}), py).arun("1+1")
+            assert result.output == "tool said: 2" and py.restarts == 2
         finally:
             await py.aclose()
 
