@@ -327,3 +327,35 @@ def test_customer_service_knowledge_reaches_a_second_agent_over_mcp(
 
     with pytest.raises(UserError, match="reached through the bot only"):
         exposure_from_file(folder / "agent.yaml", expose=["agent"])
+
+
+def test_cli_serves_an_agent_yaml_over_http_with_its_keys(tmp_path: Path) -> None:
+    from mcp_harness import server_process
+
+    (tmp_path / "scripted.py").write_text(
+        "from glm_agent.messages import UserMessage\n\n"
+        "def turn(messages, info):\n"
+        "    said = [m.content for m in messages if isinstance(m, UserMessage)]\n"
+        "    return ' / '.join(said)\n"
+    )
+    (tmp_path / "agent.yaml").write_text(
+        "name: echoer\n"
+        "model: {function: scripted:turn}\n"
+        f"server: {{keys: [{{hash: '{hash_key(ACME)}', tenant: acme, scopes: [runs]}}]}}\n"
+    )
+    port = free_port()
+    command = [GLM_AGENT, "mcp", "serve", str(tmp_path / "agent.yaml"), "--transport", "http"]
+    with server_process([*command, "--port", str(port)], port):
+        url = f"http://127.0.0.1:{port}/mcp"
+        assert httpx.post(url, json={"jsonrpc": "2.0", "id": 1}).status_code == 401
+
+        async def go() -> None:
+            http, client = _client(url, ACME)
+            async with http, client:
+                assert [t.name for t in (await client.list_tools()).tools] == ["echoer"]
+                one = {"message": "hello", "session_id": "s"}
+                assert await _text(client, "echoer", one) == "hello"
+                two = {"message": "again", "session_id": "s"}
+                assert await _text(client, "echoer", two) == "hello / again"  # its memory
+
+        asyncio.run(go())
