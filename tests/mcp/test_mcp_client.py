@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from mcp_harness import (
 )
 
 from glm_agent import Agent, FunctionModel
+from glm_agent._sync_bridge import run_sync
 from glm_agent.exceptions import DuplicateToolError, ToolServerError, UserError
 from glm_agent.messages import AssistantMessage, Message, ToolCall, ToolMessage
 from glm_agent.models.function import AgentInfo
@@ -29,6 +30,19 @@ from glm_agent.tools import MCPServer, ToolPolicy, ToolRegistry
 
 def python_server(name: str = "py", **options: Any) -> MCPServer:
     return MCPServer(name, command=PYTHON_SERVER[0], args=PYTHON_SERVER[1:], **options)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[MCPServer]:
+    """One SDK test server for the tests that leave it as they found it. It lives on the sync
+    bridge's loop (`run_sync`), which outlives each test, so it starts once for them all."""
+    py = python_server(
+        "shared",
+        policies={"hang": ToolPolicy(timeout=0.5), "divide": ToolPolicy(max_retries=1)},
+    )
+    run_sync(py.start())
+    yield py
+    run_sync(py.aclose())
 
 
 def everything(**options: Any) -> MCPServer:
@@ -115,9 +129,8 @@ def test_tools_changed_notification_refreshes_the_list() -> None:
     asyncio.run(go())
 
 
-def test_argument_errors_are_fed_back_to_the_model() -> None:
+def test_argument_errors_are_fed_back_to_the_model(shared: MCPServer) -> None:
     ev = everything()
-    py = python_server()
 
     async def go() -> None:
         try:
@@ -128,36 +141,31 @@ def test_argument_errors_are_fed_back_to_the_model() -> None:
             assert first.is_error and "'two' is not of type 'number'" in first.content
             assert not second.is_error and "5" in second.content
             assert result.output.startswith("result: The sum of 2 and 3 is 5")
-            # Refused by the server itself (isError): the model is told why and corrects it.
-            agent = agent_with(correcting("divide", {"a": 1, "b": 0}, {"a": 1, "b": 4}), py)
-            result = await agent.arun("divide")
-            first, second = tool_messages(result.messages)
-            assert first.is_error and "b must not be 0" in first.content
-            assert second.content == "0.25"
         finally:
             await ev.aclose()
-            await py.aclose()
+        # Refused by the server itself (isError): the model is told why and corrects it.
+        agent = agent_with(correcting("divide", {"a": 1, "b": 0}, {"a": 1, "b": 4}), shared)
+        result = await agent.arun("divide")
+        first, second = tool_messages(result.messages)
+        assert first.is_error and "b must not be 0" in first.content
+        assert second.content == "0.25"
 
-    asyncio.run(go())
+    run_sync(go())
 
 
-def test_a_hanging_tool_times_out_and_the_server_stays_usable() -> None:
-    py = python_server(policies={"hang": ToolPolicy(timeout=0.5)})
-
+def test_a_hanging_tool_times_out_and_the_server_stays_usable(shared: MCPServer) -> None:
     async def go() -> None:
-        try:
-            result = await agent_with(call_then_answer("hang", {}), py).arun("wait")
-            (message,) = tool_messages(result.messages)
-            assert message.is_error and message.content == "tool 'hang' timed out after 0.5 s"
-            pid = await py.tools["pid"].run({})
-            assert await py.tools["add"].run({"a": 1, "b": 2}) == "3"
-            assert await py.tools["pid"].run({}) == pid and py.restarts == 0
-        finally:
-            await py.aclose()
+        result = await agent_with(call_then_answer("hang", {}), shared).arun("wait")
+        (message,) = tool_messages(result.messages)
+        assert message.is_error and message.content == "tool 'hang' timed out after 0.5 s"
+        pid = await shared.tools["pid"].run({})
+        assert await shared.tools["add"].run({"a": 1, "b": 2}) == "3"
+        assert await shared.tools["pid"].run({}) == pid and shared.restarts == 0
 
-    asyncio.run(go())
+    run_sync(go())
 
 
+@pytest.mark.slow
 def test_a_crash_mid_call_is_reported_and_the_server_restarts() -> None:
     py = python_server()
 
@@ -226,27 +234,22 @@ def test_a_missing_server_is_a_clear_error_naming_the_command() -> None:
     asyncio.run(go())
 
 
-def test_concurrent_runs_share_one_server_process() -> None:
-    py = python_server()
-
+def test_concurrent_runs_share_one_server_process(shared: MCPServer) -> None:
     async def go() -> None:
-        try:
-            agent = agent_with(call_then_answer("pid", {}), py)
-            results = await asyncio.gather(*(agent.arun(f"run {i}") for i in range(8)))
-            pids = {tool_messages(r.messages)[0].content for r in results}
-            assert len(pids) == 1 and py.restarts == 0
-            slow = [py.tools["slow"].run({"seconds": 0.5}) for _ in range(6)]
-            started = asyncio.get_running_loop().time()
-            assert await asyncio.gather(*slow) == ["slept 0.5"] * 6
-            assert asyncio.get_running_loop().time() - started < 2.5  # not one after another
-        finally:
-            await py.aclose()
+        agent = agent_with(call_then_answer("pid", {}), shared)
+        results = await asyncio.gather(*(agent.arun(f"run {i}") for i in range(8)))
+        pids = {tool_messages(r.messages)[0].content for r in results}
+        assert len(pids) == 1 and shared.restarts == 0
+        slow = [shared.tools["slow"].run({"seconds": 0.5}) for _ in range(6)]
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.gather(*slow) == ["slept 0.5"] * 6
+        assert asyncio.get_running_loop().time() - started < 2.5  # not one after another
 
-    asyncio.run(go())
+    run_sync(go())
 
 
-def test_image_results_become_text_the_model_can_read() -> None:
-    ev, py = everything(), python_server()
+def test_image_results_become_text_the_model_can_read(shared: MCPServer) -> None:
+    ev = everything()
 
     async def go() -> None:
         try:
@@ -254,14 +257,12 @@ def test_image_results_become_text_the_model_can_read() -> None:
             content = tool_messages(result.messages)[0].content
             assert "[image: image/png, 4033 bytes]" in content
             assert "The image above is the MCP logo." in content
-            await py.start()
-            picture = await py.tools["image"].run({})
-            assert picture == "a one-pixel picture\n[image: image/png, 66 bytes]"
         finally:
             await ev.aclose()
-            await py.aclose()
+        picture = await shared.tools["image"].run({})
+        assert picture == "a one-pixel picture\n[image: image/png, 66 bytes]"
 
-    asyncio.run(go())
+    run_sync(go())
 
 
 def test_policies_apply_to_mcp_tools() -> None:
@@ -291,22 +292,14 @@ def test_policies_apply_to_mcp_tools() -> None:
     asyncio.run(go())
 
 
-def test_retry_budget_applies_to_failing_mcp_tools() -> None:
-    py = python_server(policies={"divide": ToolPolicy(max_retries=1)})
-
+def test_retry_budget_applies_to_failing_mcp_tools(shared: MCPServer) -> None:
     def turn(messages: list[Message], info: AgentInfo) -> AssistantMessage:
         return AssistantMessage(tool_calls=(ToolCall.from_args("divide", {"a": 1, "b": 0}),))
 
-    async def go() -> None:
-        from glm_agent.exceptions import RetriesExhausted
+    from glm_agent.exceptions import RetriesExhausted
 
-        try:
-            with pytest.raises(RetriesExhausted, match="tool 'divide' failed 2 times"):
-                await agent_with(turn, py).arun("divide by zero")
-        finally:
-            await py.aclose()
-
-    asyncio.run(go())
+    with pytest.raises(RetriesExhausted, match="tool 'divide' failed 2 times"):
+        run_sync(agent_with(turn, shared).arun("divide by zero"))
 
 
 def test_allowed_tools_and_name_clashes() -> None:

@@ -46,6 +46,7 @@ def test_streamable_http_and_sse_against_the_reference_server() -> None:
         asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_python_server_over_http_with_secret_headers_from_a_registry(tmp_path: Path) -> None:
     http_port, sse_port = free_port(), free_port()
     (tmp_path / "tools.yaml").write_text(

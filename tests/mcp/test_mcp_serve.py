@@ -225,6 +225,7 @@ def test_agent_and_knowledge_over_http_scoped_by_key(helpdesk: str) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_inspector_cli_checks_our_server(registry_file: Path, helpdesk: str) -> None:
     inspector = node_tool("mcp-inspector")
 
@@ -294,6 +295,7 @@ def test_the_http_server_serves_its_agents_over_mcp_and_stops_their_servers(
     assert not tools.running  # stopped with the server
 
 
+@pytest.mark.slow
 def test_customer_service_knowledge_reaches_a_second_agent_over_mcp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,6 +331,7 @@ def test_customer_service_knowledge_reaches_a_second_agent_over_mcp(
         exposure_from_file(folder / "agent.yaml", expose=["agent"])
 
 
+@pytest.mark.slow
 def test_cli_serves_an_agent_yaml_over_http_with_its_keys(tmp_path: Path) -> None:
     from mcp_harness import server_process
 

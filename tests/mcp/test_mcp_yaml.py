@@ -152,27 +152,38 @@ def test_agent_yaml_gets_mcp_tools_from_itself_and_its_registries(
     asyncio.run(go())
 
 
-def test_tools_cli_lists_and_calls_mcp_tools(
-    registry_file: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SHOP_TOKEN", "cli-token")
+def test_tools_cli_lists_and_calls_mcp_tools(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "tools.yaml",
+        f"""
+        version: 1
+        mcp:
+          everything:
+            command: {node_tool("mcp-server-everything")}
+            prefix: ev
+            allowed_tools: [get-sum, trigger-long-running-operation]
+            policies:
+              trigger-long-running-operation: {{timeout: 0.3}}
+        """,
+    )
     runner = CliRunner()
-    listed = runner.invoke(tools_app, ["list", "-r", str(registry_file)])
+    listed = runner.invoke(tools_app, ["list", "-r", str(path)])
     assert listed.exit_code == 0, listed.output
-    lines = listed.output.splitlines()
-    assert lines[0] == "add\tmcp:shop\tAdd two integers."
-    assert "ev_get-sum\tmcp:everything\tReturns the sum of two numbers" in lines
+    assert listed.output.splitlines()[0] == (
+        "ev_get-sum\tmcp:everything\tReturns the sum of two numbers"
+    )
     called = runner.invoke(
-        tools_app, ["call", "ev_get-sum", "-a", '{"a": 1, "b": 2}', "-r", str(registry_file)]
+        tools_app, ["call", "ev_get-sum", "-a", '{"a": 1, "b": 2}', "-r", str(path)]
     )
     assert called.exit_code == 0 and called.output.strip() == "The sum of 1 and 2 is 3."
-    bad = runner.invoke(tools_app, ["call", "add", "-a", '{"a": "x"}', "-r", str(registry_file)])
+    bad = runner.invoke(tools_app, ["call", "ev_get-sum", "-a", '{"a": "x"}', "-r", str(path)])
     assert bad.exit_code == 1
-    assert "tool error: invalid arguments for tool 'add'" in bad.output
-    slow = runner.invoke(tools_app, ["call", "hang", "-r", str(registry_file)])
-    assert slow.exit_code == 1 and "'hang' timed out after 0.3 s" in slow.output
-    valid = runner.invoke(tools_app, ["validate", "-r", str(registry_file)])
-    assert "ok: 0 tool(s) and 2 MCP server(s)" in valid.output
+    assert "tool error: invalid arguments for tool 'ev_get-sum'" in bad.output
+    long = runner.invoke(tools_app, ["call", "ev_trigger-long-running-operation", "-r", str(path)])
+    assert long.exit_code == 1
+    assert "'ev_trigger-long-running-operation' timed out after 0.3 s" in long.output
+    valid = runner.invoke(tools_app, ["validate", "-r", str(path)])
+    assert "ok: 0 tool(s) and 1 MCP server(s)" in valid.output
 
 
 def test_tools_cli_names_a_missing_server(tmp_path: Path) -> None:
