@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SERVER = ROOT / "tests" / "mcp" / "mcp_test_server.py"
 EVERYTHING = ROOT / "node_modules" / ".bin" / "mcp-server-everything"
+QUIET = open(os.devnull, "w")  # the baseline's servers' stderr (glm-agent keeps its own apart)
 
 
 def free_port() -> int:
@@ -139,7 +140,7 @@ async def main(calls: int, batch: int) -> list[dict[str, Any]]:
         await measure(
             "python SDK test server",
             "stdio",
-            lambda: stdio_client(StdioServerParameters(command=py[0], args=py[1:])),
+            lambda: stdio_client(StdioServerParameters(command=py[0], args=py[1:]), errlog=QUIET),
             MCPServer("py", command=py[0], args=py[1:]),
             "echo",
             echo_py,
@@ -169,7 +170,7 @@ async def main(calls: int, batch: int) -> list[dict[str, Any]]:
             await measure(
                 "npm server-everything",
                 "stdio",
-                lambda: stdio_client(StdioServerParameters(command=ev)),
+                lambda: stdio_client(StdioServerParameters(command=ev), errlog=QUIET),
                 MCPServer("ev", command=ev),
                 "echo",
                 echo_ev,
