@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SERVER = ROOT / "tests" / "mcp" / "mcp_test_server.py"
 EVERYTHING = ROOT / "node_modules" / ".bin" / "mcp-server-everything"
-QUIET = open(os.devnull, "w")  # the baseline's servers' stderr (glm-agent keeps its own apart)
+QUIET = open(os.devnull, "w")  # noqa: SIM115  (the baseline servers' stderr, for the whole run)
 
 
 def free_port() -> int:
