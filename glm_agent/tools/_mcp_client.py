@@ -142,6 +142,7 @@ class MCPServer:
                 options["policy"] = policy
             spec = MCPServerSpec(**options)
         self.name = name
+        """The server's name (in messages; unique among a registry's servers)."""
         self.spec = spec
         """How the server is reached and which tools are offered."""
         self.restarts = 0
@@ -254,6 +255,11 @@ class MCPServer:
         await conn.close()
         if isinstance(error, UserError | ToolServerError):
             raise error
+        cwd = self.spec.cwd
+        if isinstance(error, FileNotFoundError) and cwd is not None and error.filename == cwd:
+            raise ToolServerError(
+                self.name, f"its working directory {cwd!r} does not exist"
+            ) from error
         if isinstance(error, FileNotFoundError) and self.spec.kind == "stdio":
             raise ToolServerError(
                 self.name,

@@ -227,6 +227,9 @@ def test_a_missing_server_is_a_clear_error_naming_the_command() -> None:
             "it installed and on PATH?); the server is started as: glm-agent-no-such-server "
             "--port 1"
         )
+        nowhere = MCPServer("x", command=sys.executable, cwd="/no/such/folder")
+        with pytest.raises(ToolServerError, match="working directory '/no/such/folder' does not"):
+            await nowhere.start()
         with pytest.raises(ToolServerError, match="exited before it answered") as caught:
             await dies.start()
         assert "no config" in str(caught.value)
