@@ -208,7 +208,9 @@ class MCPServer:
                     f"MCP server {self.name!r} is connected on another event loop; use it from "
                     "that loop, or aclose() it there first"
                 )
-            # A closed loop took its connection (and the tasks owning it) with it.
+            # A closed loop took its connection (and the task owning it) with it.
+            if self._conn is not None and self._conn.errlog is not None:
+                self._conn.errlog.close()
             self._loop, self._lock, self._conn = loop, asyncio.Lock(), None
         assert self._lock is not None
         return self._lock
