@@ -35,7 +35,7 @@ from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
 from glm_agent.settings import ModelSettings
-from glm_agent.tools import Identity, PolicyState, RunContext, Tool, ToolRegistry
+from glm_agent.tools import Identity, PolicyState, RunContext, Tool, ToolRegistry, ToolSource
 
 __all__ = ["Agent", "AgentRun", "RunOptions"]
 
@@ -130,7 +130,7 @@ class Agent(Generic[OutputT]):
 
     Args:
         model: A `ChatModel`, or a model string (`"test"`, a checkpoint, `"vllm:..."`...).
-        tools: Tools, typed functions, or a `ToolRegistry`.
+        tools: Tools, typed functions, MCP servers (`MCPServer`), or a `ToolRegistry`.
         system_prompt: Instructions placed first in every conversation.
         output_type: Validate the answer into this type (offered to the model as a tool).
         model_settings: Default generation settings (temperature, tool_choice...).
@@ -158,7 +158,7 @@ class Agent(Generic[OutputT]):
         self,
         model: ChatModel | str,
         *,
-        tools: ToolRegistry | Iterable[Tool | Callable[..., Any]] = (),
+        tools: ToolRegistry | Iterable[Tool | Callable[..., Any] | ToolSource] = (),
         system_prompt: str | None = None,
         output_type: type[OutputT] | None = None,
         model_settings: ModelSettings | None = None,
@@ -419,7 +419,8 @@ class Agent(Generic[OutputT]):
         return (response.message.content or "").strip()
 
     async def aclose(self) -> None:
-        """Release what the agent holds: tool HTTP pools, the model's connections, the store."""
+        """Release what the agent holds: tool HTTP pools and MCP servers, the model's
+        connections, the store."""
         closers = [
             getattr(self.tools, "aclose", None),
             self.model.aclose,

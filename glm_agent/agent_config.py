@@ -7,6 +7,8 @@ system_prompt: You are the support assistant of ACME.
 tools:
   - tools.yaml                # a YAML tool registry (relative to this file)
   - shop_tools:order_status   # a Python function, module:function (module beside this file)
+mcp:                          # MCP servers whose tools the agent gets (as in a tool registry)
+  files: {command: npx, args: ["@modelcontextprotocol/server-filesystem", ./docs], prefix: files}
 knowledge: kb/                # or {path: kb/, mode: context}
 memory: sqlite:///.glm-agent/sessions.db      # the default; `memory: none` turns it off
 limits: {max_steps: 8, total_tokens_limit: 20000, model_timeout: 60, run_timeout: 120}
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from glm_agent._yaml_source import YamlSource, key_path, merge, read_yaml
 from glm_agent.exceptions import ConfigError, UserError
 from glm_agent.settings import ModelSettings
+from glm_agent.tools._mcp_spec import MCPServerSpec
 
 if TYPE_CHECKING:
     from glm_agent.agent import Agent
@@ -124,6 +127,9 @@ class AgentConfig(_Strict):
     """A file holding the system prompt, relative to the agent.yaml."""
     tools: list[str | ToolSpec] = Field(default_factory=list)
     """YAML registry files (`*.yaml`) and Python functions (`module:function`)."""
+    mcp: dict[str, MCPServerSpec] = Field(default_factory=dict)
+    """MCP servers whose tools the agent gets, by name (`MCPServerSpec`; started by the first
+    run, stopped with the agent)."""
     knowledge: str | KnowledgeConfig | None = None
     """The knowledge base folder, or a `KnowledgeConfig`."""
     memory: str | None = None
@@ -247,11 +253,20 @@ class AgentConfig(_Strict):
                     raise self._error("give exactly one of registry or function", key)
             assert text is not None
             if text.endswith((".yaml", ".yml")) or (spec is not None and spec.registry):
-                for t in self._registry(text, key):
-                    registry.add(t)
+                registry.update(self._registry(text, key))  # its MCP servers too
             else:
                 registry.add(self._import(text, key))
+        for server in self._mcp_servers():
+            registry.add_source(server)
         return registry
+
+    def _mcp_servers(self) -> list[Any]:
+        from glm_agent.tools import MCPServer
+        from glm_agent.tools._yaml_mcp import paths_from
+
+        # `${VAR}`s were filled in when the file was read; paths are relative to the file.
+        base = self.base_dir.resolve()
+        return [MCPServer.from_spec(n, paths_from(s, base)) for n, s in self.mcp.items()]
 
     def _registry(self, file: str, key: str) -> ToolRegistry:
         import glm_agent.tools as tools_pkg

@@ -28,6 +28,7 @@ GlmAgentError                   every error a caller of glm-agent may have to ha
     ├── RetriesExhausted        the model kept making correctable mistakes past the budget
     ├── ModelError              the model backend failed
     │   └── ModelHTTPError      an HTTP backend answered with an error status
+    ├── ToolServerError         an MCP tool server could not start, crashed or broke the protocol
     ├── ContextLengthError      a request that does not fit the model's context
     ├── SessionConflictError    a session changed since it was loaded (versioned append)
     └── RunCancelled            the run was cancelled
@@ -70,6 +71,7 @@ __all__ = [
     "ToolArgumentsError",
     "ToolDefinitionError",
     "ToolRefused",
+    "ToolServerError",
     "UnknownToolError",
     "UsageLimitExceeded",
     "UserError",
@@ -178,9 +180,15 @@ class ToolDefinitionError(UserError):
 class DuplicateToolError(UserError):
     """Two tools with the same name in one registry."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, owners: Sequence[str] = ()) -> None:
         self.name = name
-        super().__init__(f"duplicate tool name {name!r}: tool names must be unique in a registry")
+        self.owners = list(owners)
+        """Where each tool of that name comes from (e.g. two MCP servers), when known."""
+        detail = f" (from {' and from '.join(self.owners)})" if self.owners else ""
+        hint = "; give an MCP server a `prefix`" if any("MCP" in o for o in self.owners) else ""
+        super().__init__(
+            f"duplicate tool name {name!r}{detail}: tool names must be unique in a registry{hint}"
+        )
 
 
 class ConfigError(UserError):
@@ -303,6 +311,15 @@ class ModelHTTPError(ModelError):
         self.model = model
         short = body if len(body) <= 500 else body[:500] + "..."
         super().__init__(f"model {model or '(unnamed)'} answered HTTP {status_code}: {short}")
+
+
+class ToolServerError(RunError):
+    """An MCP server that tools come from could not be started or reached, crashed, or answered
+    outside the protocol. Names the server and how it is started (command or URL)."""
+
+    def __init__(self, server: str, message: str) -> None:
+        self.server = server
+        super().__init__(f"MCP server {server!r}: {message}")
 
 
 class ContextLengthError(RunError):

@@ -123,6 +123,8 @@ class Planner:
             cancelled: Polled between steps; true ends the run with `RunCancelled`.
         """
         start = time.perf_counter()
+        # Tool sources (MCP servers) start with the first run that needs them; cheap after.
+        await self.registry.ready()
         steps: list[StepRecord] = []
         usage = Usage()
         failures: Counter[str] = Counter()

@@ -27,6 +27,7 @@ app = typer.Typer(
 _GROUPS: dict[str, str] = {
     "kb": "glm_agent.cli._kb",
     "keys": "glm_agent.cli._serve",
+    "mcp": "glm_agent.cli._mcp",
     "runtime": "glm_agent.cli._runtime",
     "sessions": "glm_agent.cli._memory",
     "support": "glm_agent.cli._support",

@@ -377,6 +377,36 @@ class KnowledgeBase:
         call = functools.partial(self.search, query, k, filters, mode)
         return await anyio.to_thread.run_sync(call)
 
+    def documents(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The documents held (one per source), with their title and chunk count.
+
+        Args:
+            filters: Metadata their chunks must have, as in `search` (e.g. a tenant).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for row in self._rows.values():
+                if filters and not _matches(row, filters):
+                    continue
+                c = row.citation
+                doc = out.setdefault(c.source, {"source": c.source, "title": c.title, "chunks": 0})
+                doc["chunks"] += 1
+        return sorted(out.values(), key=lambda d: str(d["source"]))
+
+    def document_text(self, source: str, filters: Mapping[str, Any] | None = None) -> str | None:
+        """The text of one document, its chunks in order (None when there is no such document,
+        or `filters` exclude it)."""
+        with self._lock:
+            rows = [
+                r
+                for r in self._rows.values()
+                if r.citation.source == source and (not filters or _matches(r, filters))
+            ]
+        if not rows:
+            return None
+        rows.sort(key=lambda r: int(r.citation.chunk_id.rsplit("#", 1)[1]))
+        return "\n\n".join(r.text for r in rows)
+
     def format_context(self, hits: Sequence[Hit]) -> str:
         """Hits as a numbered context block (see the module function `format_context`)."""
         return format_context(hits)

@@ -5,7 +5,8 @@ from glm_agent.serving import create_app
 app = create_app([agent])            # FastAPI; run with uvicorn
 ```
 
-or `glm-agent serve agent.yaml`. FastAPI, uvicorn and prometheus_client are imported only when
+or `glm-agent serve agent.yaml`; over MCP, `mcp_http_app(MCPExposure(agents=[agent]))` or
+`glm-agent mcp serve`. FastAPI, uvicorn and prometheus_client are imported only when
 an app is built, so importing this package stays light.
 """
 
@@ -25,6 +26,8 @@ from glm_agent.serving._config import (
     hash_key,
 )
 from glm_agent.serving._errors import HTTPProblem, error_body, problem_for
+from glm_agent.serving._mcp_http import MCPHttp, mcp_http_app, serve_mcp_stdio
+from glm_agent.serving._mcp_server import MCPExposure, mcp_server
 from glm_agent.serving._state import ServedAgent
 
 if TYPE_CHECKING:
@@ -38,6 +41,8 @@ __all__ = [
     "ApiKey",
     "HTTPProblem",
     "KeyRing",
+    "MCPExposure",
+    "MCPHttp",
     "RateLimit",
     "ServedAgent",
     "ServerConfig",
@@ -48,8 +53,11 @@ __all__ = [
     "generate_key",
     "hash_key",
     "make_server",
+    "mcp_http_app",
+    "mcp_server",
     "problem_for",
     "serve",
+    "serve_mcp_stdio",
 ]
 
 

@@ -118,16 +118,26 @@ def create_app(
         served, chat_models, config, list(config.keys if keys is None else keys)
     )
 
+    mcp = _mcp_endpoint(served, config, state) if config.mcp else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.drain_event()
         state.ready = True
         restore = _chain_exit_signals(state)
         try:
-            yield
+            if mcp is None:
+                yield
+            else:
+                async with mcp.lifespan():
+                    yield
         finally:
             restore()
             state.begin_shutdown()
+            # The agents' MCP tool servers stop with the server (a later run restarts them).
+            for a in served:
+                for source in a.agent.tools.tool_sources:
+                    await source.aclose()
             if close_stores:
                 stores = {id(a.agent.memory): a.agent.memory for a in served if a.agent.memory}
                 for store in stores.values():
@@ -154,6 +164,10 @@ def create_app(
     app.include_router(ops_router)
     app.include_router(openai_router)
     app.include_router(agents_router)
+    if mcp is not None:
+        from starlette.routing import Route
+
+        app.router.routes.append(Route("/mcp", endpoint=mcp.endpoint, include_in_schema=False))
     if support is not None:
         from glm_agent.serving.bot._routes import router as support_router
         from glm_agent.serving.web import create_web_router
@@ -178,6 +192,19 @@ def create_app(
             expose_headers=["X-Request-Id", "Retry-After"],
         )
     return app
+
+
+def _mcp_endpoint(served: Sequence[ServedAgent], config: ServerConfig, state: ServerState) -> Any:
+    """The agents and their knowledge bases over MCP, behind the server's keys."""
+    from glm_agent.serving._mcp_http import MCPHttp
+    from glm_agent.serving._mcp_server import MCPExposure
+
+    knowledge = {a.name: a.agent.knowledge for a in served if a.agent.knowledge is not None}
+    # Support agents are reached through their bot only; their knowledge may be searched.
+    exposure = MCPExposure(agents=[a.agent for a in served if a.mcp], knowledge=knowledge)
+    # The agents are the app's: it closes them (not the MCP endpoint). Any host: the API keys
+    # guard this endpoint, as they guard every other (with the same rate-limit buckets).
+    return MCPHttp(exposure, config=config, host="", close=False, state=state)
 
 
 def _document_errors_as_sent(app: FastAPI) -> None:

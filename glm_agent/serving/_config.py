@@ -107,6 +107,9 @@ class ServerConfig(BaseModel):
     """Plain models served beside the agents: name → model string."""
     stream_heartbeat: float = Field(default=15.0, gt=0)
     """Seconds between SSE keep-alive comments on a quiet stream."""
+    mcp: bool = False
+    """Also serve the agents (one tool each) and their knowledge bases (a search tool and
+    resources) over MCP's Streamable HTTP at `/mcp`, behind the same keys (scope `runs`)."""
 
     def load_keys(self, base_dir: Path) -> list[ApiKey]:
         """The configured keys plus those of `keys_file`."""

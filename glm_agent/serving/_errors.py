@@ -24,6 +24,7 @@ from glm_agent.exceptions import (
     RunCancelled,
     SessionConflictError,
     ToolDefinitionError,
+    ToolServerError,
     TooManyRequestsError,
     UsageLimitExceeded,
     UserError,
@@ -63,6 +64,7 @@ _TABLE: list[tuple[type[BaseException], int, str, str]] = [
     (RunCancelled, 503, "server_error", "run_cancelled"),
     (ModelHTTPError, 502, "upstream_error", "model_http_error"),
     (ModelError, 502, "upstream_error", "model_error"),
+    (ToolServerError, 502, "upstream_error", "tool_server_error"),
     # The server's own configuration is wrong: the client can do nothing about it.
     (ConfigError, 500, "server_error", "config_error"),
     (ToolDefinitionError, 500, "server_error", "tool_definition_error"),

@@ -52,6 +52,7 @@ def app_from_yaml(
     from glm_agent.exceptions import ConfigError
     from glm_agent.serving._app import create_app
     from glm_agent.serving._state import ServedAgent
+    from glm_agent.serving.bot import find_support_config
 
     served: list[ServedAgent] = []
     raw: dict[str, Any] | None = None
@@ -68,6 +69,7 @@ def app_from_yaml(
                 run_timeout=cfg.limits.run_timeout,
                 data_dir=cfg.base_dir / DATA_DIR / cfg.name,
                 description=cfg.description,
+                mcp=find_support_config(p) is None,
             )
         )
         if raw is None and cfg.server is not None:

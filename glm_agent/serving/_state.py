@@ -33,6 +33,9 @@ class ServedAgent:
     data_dir: Path | None = None
     """Where uploaded documents are kept."""
     description: str = ""
+    mcp: bool = True
+    """Offered as an MCP tool when the server serves MCP (`ServerConfig.mcp`). False for a
+    support agent: the support bot is the only way it is reached."""
 
     @property
     def name(self) -> str:

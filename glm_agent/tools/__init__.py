@@ -1,4 +1,5 @@
-"""Tools: definitions bound to implementations and policies, from functions or YAML registries."""
+"""Tools: definitions bound to implementations and policies, from functions, YAML registries
+and MCP servers."""
 
 from glm_agent.tools._bfcl import (
     BfclNames,
@@ -18,6 +19,8 @@ from glm_agent.tools._interop import (
     to_openai_tools,
     to_tool_definitions,
 )
+from glm_agent.tools._mcp_client import MCPServer
+from glm_agent.tools._mcp_spec import MCPServerSpec
 from glm_agent.tools._openapi import openapi_registry_spec, registry_from_openapi
 from glm_agent.tools._policy import (
     Identity,
@@ -26,7 +29,7 @@ from glm_agent.tools._policy import (
     PolicyState,
     Rule,
 )
-from glm_agent.tools._registry import ToolRegistry, as_tool
+from glm_agent.tools._registry import ToolRegistry, ToolSource, as_tool
 from glm_agent.tools._schema import clean_schema
 from glm_agent.tools._tool import (
     RunContext,
@@ -60,6 +63,8 @@ __all__ = [
     "HttpEndpoint",
     "HttpSettings",
     "Identity",
+    "MCPServer",
+    "MCPServerSpec",
     "MemoryPolicyState",
     "PerCustomerLimit",
     "PolicyState",
@@ -70,6 +75,7 @@ __all__ = [
     "Tool",
     "ToolPolicy",
     "ToolRegistry",
+    "ToolSource",
     "ToolSpec",
     "YamlToolRegistry",
     "as_tool",

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ValidationError
 from glm_agent._yaml_source import KeyPath, YamlSource, read_yaml
 from glm_agent.exceptions import ConfigError
 from glm_agent.tools._http import HttpClientPool
+from glm_agent.tools._mcp_spec import MCPServerSpec
 from glm_agent.tools._registry import ToolRegistry
 from glm_agent.tools._tool import Tool, ToolPolicy
 from glm_agent.tools._yaml_build import ToolEntry, build_tool, check_environment
+from glm_agent.tools._yaml_mcp import mcp_servers
 from glm_agent.tools._yaml_schema import (
     ApiKeyAuth,
     BasicAuth,
@@ -36,7 +38,8 @@ ENV_VAR = "GLM_AGENT_ENV"
 
 
 class YamlToolRegistry(ToolRegistry):
-    """A `ToolRegistry` loaded from YAML; owns the HTTP connection pool of its HTTP tools.
+    """A `ToolRegistry` loaded from YAML; owns the HTTP connection pool of its HTTP tools and
+    its MCP servers (started by `await registry.ready()`, which every run does first).
 
     Close it with `await registry.aclose()` (or `async with registry:`) when done.
     """
@@ -58,10 +61,12 @@ class YamlToolRegistry(ToolRegistry):
         """The environment whose overrides were applied, if any."""
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
+        """Stop the MCP servers and close the HTTP connection pool."""
+        await super().aclose()
         await self.pool.aclose()
 
     async def __aenter__(self) -> YamlToolRegistry:
+        await self.ready()
         return self
 
     async def __aexit__(
@@ -78,6 +83,13 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
     shape = tuple("*" if isinstance(p, int) else p for p in path)
     if len(shape) == 2 and shape[0] == "environments":
         return EnvironmentOverride
+    if shape[:1] == ("mcp",):
+        rest = shape[2:]
+        if not rest:
+            return MCPServerSpec
+        if rest == ("policy",) or (len(rest) == 2 and rest[0] == "policies"):
+            return ToolPolicy
+        return None
     models: dict[tuple[str, ...], type[BaseModel]] = {
         (): RegistryFile,
         ("http",): HttpSettings,
@@ -169,6 +181,15 @@ def _apply_environment(source: YamlSource, name: str) -> bool:
     if over.get("http"):
         source.data.setdefault("http", {})
         _merge(source, source.data["http"], over["http"], ("http",), ("environments", name, "http"))
+    servers = source.data.get("mcp") or {}
+    for server, changes in (over.get("mcp") or {}).items():
+        opath = ("environments", name, "mcp", server)
+        if server not in servers:
+            names = ", ".join(str(n) for n in servers) or "(none)"
+            raise source.error(
+                f"override of unknown MCP server {server!r}; servers: {names}", opath
+            )
+        _merge(source, servers[server], changes or {}, ("mcp", server), opath)
     return True
 
 
@@ -254,9 +275,12 @@ def _build(
                 )
             first[tool_spec.name] = entry
             entries.append(entry)
-    check_environment(entries, os.environ if env is None else env)
+    variables = os.environ if env is None else env
+    check_environment(entries, variables)
     for entry in entries:
         registry.add(build_tool(entry, pool, env=env, allow_listed=allow_listed))
+    for server in mcp_servers(files, variables):
+        registry.add_source(server)
     return registry
 
 

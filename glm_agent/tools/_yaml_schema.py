@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from glm_agent.tools._mcp_spec import MCPServerSpec
 from glm_agent.tools._tool import ToolPolicy
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "ResponseSelector",
     "ToolSpec",
 ]
+
+
+ServerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""An MCP server's name in a registry (letters, digits, `_`, `.`, `-`)."""
 
 
 class _Strict(BaseModel):
@@ -153,6 +158,8 @@ class EnvironmentOverride(_Strict):
     """Per tool name, the keys to override (e.g. `{http: {url: ...}}`)."""
     http: dict[str, Any] = Field(default_factory=dict)
     """Overrides of the registry's `http` settings."""
+    mcp: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per MCP server name, the keys to override (e.g. `{url: ...}`)."""
 
 
 class RegistryFile(_Strict):
@@ -174,6 +181,9 @@ class RegistryFile(_Strict):
     """Settings of the HTTP tools."""
     tools: list[ToolSpec] = Field(default_factory=list)
     """The tools."""
+    mcp: dict[ServerName, MCPServerSpec] = Field(default_factory=dict)
+    """MCP servers whose tools join the registry, by name (see `MCPServerSpec`). They start
+    when a run first needs them, not when the file is loaded."""
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
     """Overrides selected by `environment=` or `GLM_AGENT_ENV`."""
 
