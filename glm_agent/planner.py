@@ -163,10 +163,10 @@ class Planner:
         pending = pending_calls(messages)
         unknown = [i for i in approvals or {} if i not in {c.id for c in pending}]
         if unknown:
-            waiting = ", ".join(c.id for c in pending if self._awaits_approval(c)) or "none"
+            names = ", ".join(c.id for c in pending if self._awaits_approval(c)) or "none"
             raise UserError(
                 f"no call {', '.join(map(repr, unknown))} waits for approval in this "
-                f"conversation (waiting: {waiting})"
+                f"conversation (waiting: {names})"
             )
         if not pending and not any(not isinstance(m, SystemMessage) for m in messages):
             raise UserError("there is nothing to answer: give a prompt or a message history")

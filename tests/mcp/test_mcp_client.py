@@ -4,6 +4,7 @@ Python SDK, through `MCPServer`, `ToolRegistry` and real agent runs (a scripted 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -176,9 +177,14 @@ def test_a_crash_mid_call_is_reported_and_the_server_restarts() -> None:
             result = await agent_with(call_then_answer("crash", {}), py).arun("crash it")
             (message,) = tool_messages(result.messages)
             assert message.is_error
-            assert "MCP server 'py'" in message.content
-            assert "ended during the call to 'crash'" in message.content
-            assert "test server starting" in message.content  # its stderr, for the operator
+            # The model hears that the call failed, with a reference; what went wrong (the
+            # server, the call, its stderr) is for the operator: in the record and the log.
+            assert json.loads(message.content)["error"] == "tool_failed"
+            (record,) = [r for step in result.steps for r in step.tool_calls]
+            assert json.loads(message.content)["reference"] in record.detail
+            assert "MCP server 'py'" in record.detail
+            assert "ended during the call to 'crash'" in record.detail
+            assert "test server starting" in record.detail
             assert not py.running
             # The next run starts it again.
             result = await agent_with(call_then_answer("pid", {}), py).arun("pid?")
