@@ -24,6 +24,7 @@ from glm_agent.serving._errors import HTTPProblem, error_body, problem_for
 from glm_agent.serving._middleware import Gate
 from glm_agent.serving._schema import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
 from glm_agent.serving._state import ServedAgent, ServerState
+from glm_agent.serving._tracing import TraceRequests
 
 __all__ = ["create_app"]
 
@@ -219,6 +220,7 @@ def create_app(
 
     _document_errors_as_sent(app)
     app.add_middleware(Gate, state=state)
+    app.add_middleware(TraceRequests)  # outermost: the whole request runs under its span
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
