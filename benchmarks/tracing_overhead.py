@@ -94,7 +94,9 @@ def worker(config: str, steps: int, runs: int, use_async: bool) -> list[float]:
             return AssistantMessage(tool_calls=(call,))
         return "final answer"
 
-    agent = Agent(FunctionModel(model_fn), tools=[anoop if use_async else noop], max_steps=steps + 1)
+    agent = Agent(
+        FunctionModel(model_fn), tools=[anoop if use_async else noop], max_steps=steps + 1
+    )
 
     if use_async:
 

@@ -27,9 +27,14 @@ def resolve_ref(ref: ModelRef, dataset: DatasetSpec) -> ModelRef:
     return ref
 
 
-def model_label(ref: ModelRef | None) -> str | None:
-    """A short name of a model reference, for reports."""
-    if ref is None or isinstance(ref, str):
+def model_label(ref: ModelRef | None, dataset: DatasetSpec | None = None) -> str | None:
+    """A short name of a model reference, for reports (`ground-truth (module:function)` for a
+    name of the dataset's `models:`)."""
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        if dataset is not None and ref in dataset.models:
+            return f"{ref} ({model_label(dataset.models[ref])})"
         return ref
     return ref.name or ref.function or ref.stream_function
 

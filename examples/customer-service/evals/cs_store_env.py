@@ -43,9 +43,8 @@ class StoreEnvironment:
                 oid: {"status": status, "address": address}
                 for oid, status, address in db.execute("SELECT id, status, address FROM orders")
             }
-            requests = [
-                {"order_id": o, "kind": k} for o, k in db.execute("SELECT order_id, kind FROM requests")
-            ]
+            rows = db.execute("SELECT order_id, kind FROM requests")
+            requests = [{"order_id": o, "kind": k} for o, k in rows]
             tickets = db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
         finally:
             db.close()
