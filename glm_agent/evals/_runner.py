@@ -71,6 +71,55 @@ async def _converse(
     return conv
 
 
+class _CaseRunner:
+    """The task pydantic-evals runs per case: one conversation, and the environment's state."""
+
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        env: Any,
+        agent: Any,
+        target: BotTarget | None,
+        user_ref: ModelRef | None,
+        metric: Any,
+    ) -> None:
+        self.spec, self.env, self.agent, self.target = spec, env, agent, target
+        self.user_ref, self.metric = user_ref, metric
+
+    async def __call__(self, case: CaseSpec) -> Conversation:
+        token = _CASE.set(case)
+        try:
+            deps = self.env.deps(case) if hasattr(self.env, "deps") else None
+            session: Session
+            if self.target is not None:
+                session = await self.target.session(f"eval-{case.id}")
+            else:
+                session = AgentSession(
+                    self.agent,
+                    deps=deps,
+                    confirm_words=self.spec.confirm_words,
+                    handoff_tool=self.spec.handoff_tool,
+                    metadata={"channel": "eval", "customer_id": f"eval-{case.id}"},
+                )
+            user = None
+            if case.user is not None:
+                ref = case.user.model or self.user_ref
+                assert ref is not None  # checked before the run
+                model = open_model(ref, self.spec)
+                user = SimulatedUser(model, case.user.scenario, case.user.first_message)
+            max_turns = (case.user.max_turns if case.user else None) or self.spec.user.max_turns
+            conv = await _converse(session, case, user, max_turns)
+            if hasattr(self.env, "state"):
+                conv.state = self.env.state(case, deps)
+            self.metric("input_tokens", conv.input_tokens)
+            self.metric("output_tokens", conv.output_tokens)
+            self.metric("tool_calls", len(conv.tool_calls))
+            self.metric("turns", len(conv.turns))
+            return conv
+        finally:
+            _CASE.reset(token)
+
+
 def _environment(spec: DatasetSpec) -> Any:
     if spec.environment is None:
         return None
@@ -157,58 +206,22 @@ async def run_eval(
     with tempfile.TemporaryDirectory(prefix="glm-agent-eval-") as workdir:
         if hasattr(env, "setup"):
             env.setup()
+        agent_obj = target = None
         try:
             agent_obj = build_agent(agent_yaml, spec, environment=environment, model=model)
-            target = (
-                BotTarget(agent_obj, agent_yaml, Path(workdir)) if spec.target == "bot" else None
-            )
-
-            async def task(case: CaseSpec) -> Conversation:
-                token = _CASE.set(case)
-                try:
-                    deps = env.deps(case) if hasattr(env, "deps") else None
-                    session: Session
-                    if target is not None:
-                        session = await target.session(f"eval-{case.id}")
-                    else:
-                        session = AgentSession(
-                            agent_obj,
-                            deps=deps,
-                            confirm_words=spec.confirm_words,
-                            handoff_tool=spec.handoff_tool,
-                            metadata={"channel": "eval", "customer_id": f"eval-{case.id}"},
-                        )
-                    user = None
-                    if case.user is not None:
-                        ref = case.user.model or user_ref
-                        assert ref is not None
-                        user = SimulatedUser(
-                            open_model(ref, spec), case.user.scenario, case.user.first_message
-                        )
-                    max_turns = (case.user.max_turns if case.user else None) or spec.user.max_turns
-                    conv = await _converse(session, case, user, max_turns)
-                    if hasattr(env, "state"):
-                        conv.state = env.state(case, deps)
-                    for name, value in (
-                        ("input_tokens", conv.input_tokens),
-                        ("output_tokens", conv.output_tokens),
-                        ("tool_calls", len(conv.tool_calls)),
-                        ("turns", len(conv.turns)),
-                    ):
-                        increment_eval_metric(name, value)
-                    return conv
-                finally:
-                    _CASE.reset(token)
-
+            if spec.target == "bot":
+                target = BotTarget(agent_obj, agent_yaml, Path(workdir))
+            runner = _CaseRunner(spec, env, agent_obj, target, user_ref, increment_eval_metric)
             evaluation = await Dataset[CaseSpec, Conversation, Any](
                 name=spec.name,
                 cases=[Case(name=c.id, inputs=c, metadata={"tags": c.tags}) for c in chosen],
                 evaluators=[Expectations(), Policy(list(spec.policy)), Rubric(judge_model)],
-            ).evaluate(task, name=spec.name, max_concurrency=concurrency, progress=progress)
+            ).evaluate(runner, name=spec.name, max_concurrency=concurrency, progress=progress)
+        finally:
             if target is not None:
                 target.close()
-            await agent_obj.aclose()
-        finally:
+            if agent_obj is not None:
+                await agent_obj.aclose()
             if hasattr(env, "teardown"):
                 env.teardown()
     settings = {
