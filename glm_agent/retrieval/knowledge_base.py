@@ -28,7 +28,7 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
-from glm_agent import tracing
+import glm_agent.tracing as tracing
 from glm_agent.exceptions import UserError
 from glm_agent.retrieval._store import NewFile, Row, Store, row_of
 from glm_agent.retrieval.chunking import TokenCounter, chunk_sections
