@@ -132,6 +132,57 @@ def test_support_bot_marks_curated_answers_and_handoffs(
     assert "handoff" in [child[0] for child in turn2[1]]
 
 
+def test_support_bot_spans_are_redacted_by_its_redactor(
+    spans: InMemorySpanExporter, capture: None, tmp_path: Path
+) -> None:
+    """With content capture on, a bot's prompts, tool arguments and results reach the spans
+    masked by the bot's own `Redactor`, as they reach its stored transcripts."""
+    from glm_agent import AssistantMessage, ToolCall, tool
+    from glm_agent.messages import ToolMessage, UserMessage
+    from glm_agent.serving.bot import SupportBot, SupportConfig
+
+    @tool
+    def find_customer(contact: str) -> dict[str, str]:
+        """Find a customer.
+
+        Args:
+            contact: Their mobile number.
+        """
+        return {"customer_id": "C1", "phone": contact}
+
+    def model(messages: list[Message], info: AgentInfo) -> Any:
+        if isinstance(messages[-1], ToolMessage):
+            return "Found you."
+        text = next(m.content for m in reversed(messages) if isinstance(m, UserMessage))
+        phone = text.rsplit(" ", 1)[-1]
+        return AssistantMessage(
+            tool_calls=(ToolCall.from_args("find_customer", {"contact": phone}),)
+        )
+
+    bot = SupportBot(
+        Agent(FunctionModel(model), tools=[find_customer]),
+        SupportConfig(database=str(tmp_path / "support.db")),
+    )
+
+    async def talk() -> None:
+        conv, _, _ = await bot.create_conversation("web", "c-1")
+        await bot.handle(conv.id, "my number is 13812345678")
+
+    asyncio.run(talk())
+    bot.close()
+    finished = spans.get_finished_spans()
+    recorded = [dict(s.attributes or {}) for s in finished]
+    recorded += [dict(e.attributes or {}) for s in finished for e in s.events]
+    text = repr(recorded)
+    assert "13812345678" not in text
+    assert "138****5678" in text
+    call = one(finished, "execute_tool find_customer")
+    assert {e.name for e in call.events} == {
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+    }
+
+
 def test_tracing_section_errors_name_file_line_and_key(tmp_path: Path) -> None:
     from glm_agent.agent_config import load_agent_config
 
