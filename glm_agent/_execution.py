@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from glm_agent import tracing
 from glm_agent._policy_checks import Verdict, after_call, after_success, before_call, error_content
 from glm_agent.approval import Approval, ApprovalHandler, Approved, Deferred, Rejected
 from glm_agent.exceptions import ModelRetry, ToolArgumentsError, ToolRefused, UnknownToolError
@@ -64,7 +65,37 @@ async def _decide(
     return decision
 
 
+_FAILED = ("error", "invalid_arguments", "unknown_tool", "timeout")
+
+
 async def _run_one(
+    call: ToolCall,
+    registry: ToolRegistry,
+    ctx: RunContext[Any],
+    approval_handler: ApprovalHandler | None,
+    decided: Mapping[str, Approval],
+    state: PolicyState,
+) -> ToolCallRecord:
+    if not tracing.enabled():
+        return await _execute(call, registry, ctx, approval_handler, decided, state)
+    attributes = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.name,
+        "gen_ai.tool.call.id": call.id,
+        "gen_ai.tool.type": "function",
+    }
+    with tracing.span(f"execute_tool {call.name}", attributes) as span:
+        record = await _execute(call, registry, ctx, approval_handler, decided, state)
+        span.set_attribute("glm_agent.tool.status", record.status)
+        if record.status in _FAILED:
+            tracing.set_error(span, record.status, record.content)
+        if record.status != "deferred" and tracing.capture_content():
+            result = tracing.content_json(record.content)
+            span.add_event("gen_ai.tool.call.result", {"gen_ai.tool.call.result": result})
+        return record
+
+
+async def _execute(
     call: ToolCall,
     registry: ToolRegistry,
     ctx: RunContext[Any],
@@ -91,6 +122,11 @@ async def _run_one(
         kwargs = tool.validate(decode_arguments(call.name, call.arguments))
     except ToolArgumentsError as e:
         return record("invalid_arguments", e.message + ". Fix the arguments and call it again.")
+    if tracing.capturing():
+        arguments = tracing.content_json(tool.redacted(kwargs))
+        tracing.current_span().add_event(
+            "gen_ai.tool.call.arguments", {"gen_ai.tool.call.arguments": arguments}
+        )
     try:
         # Policies first: nobody is asked to approve what they may not do.
         verdict, facts = await before_call(tool, kwargs, ctx, registry, state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -83,7 +84,9 @@ class _LoopThread:
                 raise RuntimeError(
                     "a sync glm-agent call was made from inside an async one; await it"
                 )
-            future = asyncio.run_coroutine_threadsafe(coro, loop)
+            # Run in a copy of the caller's context: its context variables (the current trace
+            # span, an evaluation's case) are seen by the coroutine as in a plain `await`.
+            future = contextvars.copy_context().run(asyncio.run_coroutine_threadsafe, coro, loop)
             self._waiting.add(future)
         future.add_done_callback(self._forget)
         return future

@@ -16,9 +16,11 @@ from collections.abc import (
 from types import TracebackType
 from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack, overload
 
+from glm_agent import tracing
 from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
 from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
+from glm_agent._run_span import text_redactor, traced_run
 from glm_agent._sync_bridge import iterate_sync, run_sync
 from glm_agent.approval import Approval, ApprovalHandler
 from glm_agent.exceptions import UserError
@@ -234,7 +236,20 @@ class Agent(Generic[OutputT]):
                 they come (otherwise each turn arrives whole, as a `ModelResponseEvent`).
             **options: See `RunOptions`.
         """
-        return AgentRun(self._events(prompt, stream, options))
+        events = self._events(prompt, stream, options)
+        if tracing.enabled():
+            memory = self._conversation
+            events = traced_run(
+                events,
+                agent_name=self.name,
+                model_name=str(getattr(self.model, "model", None) or self.model.name),
+                session_id=options.get("session_id"),
+                tenant=options.get("tenant"),
+                metadata=options.get("metadata"),
+                stream=stream,
+                redact=text_redactor(memory.redact if memory is not None else None),
+            )
+        return AgentRun(events)
 
     async def arun(
         self, prompt: str | None = None, **options: Unpack[RunOptions]

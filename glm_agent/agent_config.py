@@ -15,6 +15,7 @@ limits: {max_steps: 8, total_tokens_limit: 20000, model_timeout: 60, run_timeout
 environments:                 # overlays picked with load_agent(path, environment="prod")
   prod: {model: "zhipu:glm-4.5", memory: "${SESSIONS_URL}"}
 server: {...}                 # read by `glm-agent serve` (glm_agent.serving.ServerConfig)
+tracing: {endpoint: "http://127.0.0.1:4318/v1/traces", capture_content: false}   # OpenTelemetry
 ```
 
 Strings may use `${VAR}` (a missing variable is an error naming it) and `${VAR:-default}`.
@@ -34,6 +35,8 @@ from glm_agent._yaml_source import YamlSource, key_path, merge, read_yaml
 from glm_agent.exceptions import ConfigError, UserError
 from glm_agent.settings import ModelSettings
 from glm_agent.tools._mcp_spec import MCPServerSpec
+from glm_agent.tracing import TracingConfig, configure_tracing
+from glm_agent.tracing._config import tracing_wanted
 
 if TYPE_CHECKING:
     from glm_agent.agent import Agent
@@ -140,6 +143,8 @@ class AgentConfig(_Strict):
     """Named overlays merged over the top level by `load_agent(..., environment=)`."""
     server: dict[str, Any] | None = None
     """Server settings for `glm-agent serve` (validated by `glm_agent.serving.ServerConfig`)."""
+    tracing: TracingConfig | None = None
+    """OpenTelemetry export of the agent's spans (without it, the `OTEL_*` variables decide)."""
     path: Path | None = Field(default=None, exclude=True)
     """The file it was read from (set by the loader)."""
     _source: YamlSource | None = PrivateAttr(default=None)
@@ -170,6 +175,7 @@ class AgentConfig(_Strict):
         from glm_agent.agent import Agent
         from glm_agent.results import UsageLimits
 
+        self.configure_tracing()
         lim = self.limits
         settings = self._model_settings()
         usage = UsageLimits(
@@ -198,6 +204,20 @@ class AgentConfig(_Strict):
             name=self.name,
             **extra,
         )
+
+    def configure_tracing(self) -> bool:
+        """Install the tracer provider the `tracing:` section (or the `OTEL_*` environment)
+        asks for, once per process; see `glm_agent.tracing.configure_tracing`.
+
+        Returns:
+            Whether a provider was installed by this call.
+        """
+        if self.tracing is None and not tracing_wanted():
+            return False
+        try:
+            return configure_tracing(self.tracing, service_name=self.name)
+        except UserError as e:
+            raise self._error(str(e), "tracing") from None
 
     # --- parts -----------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from glm_agent.messages import (
     UserMessage,
 )
 from glm_agent.models import ChatModel
+from glm_agent.models import _traced as traced
 from glm_agent.results import (
     AgentStreamEvent,
     ModelResponseEvent,
@@ -213,7 +214,8 @@ class Planner:
             definitions = self.tool_definitions(choice)
             response: ModelResponse | None = None
             if stream:
-                async for event in self.model.request_stream(messages, definitions, settings):
+                events = traced.request_stream(self.model, messages, definitions, settings)
+                async for event in events:
                     if isinstance(event, ResponseDone):
                         response = event.response
                     else:
@@ -221,7 +223,7 @@ class Planner:
                 if response is None:
                     raise UserError(f"{self.model!r} ended its stream without a ResponseDone")
             else:
-                response = await self.model.request(messages, definitions, settings)
+                response = await traced.request(self.model, messages, definitions, settings)
             model_seconds = time.perf_counter() - t_step
             usage = usage + response.usage
             over = self.usage_limits.exceeded(usage) if self.usage_limits else None

@@ -35,6 +35,13 @@ _GROUPS: dict[str, str] = {
 }
 
 
+# Single commands kept in their own modules (module, function).
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("glm_agent.cli._eval", "eval_command"),
+    "eval-import": ("glm_agent.cli._eval", "eval_import_command"),
+}
+
+
 def _mount_groups() -> None:
     mounted = {group.name for group in app.registered_groups}
     for name, module in _GROUPS.items():
@@ -42,6 +49,10 @@ def _mount_groups() -> None:
             continue
         sub = importlib.import_module(module).app
         app.add_typer(sub, name=name)
+    commands = {command.name for command in app.registered_commands}
+    for name, (module, function) in _COMMANDS.items():
+        if name not in commands:
+            app.command(name)(getattr(importlib.import_module(module), function))
 
 
 @app.command()

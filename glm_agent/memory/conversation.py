@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from glm_agent import tracing
 from glm_agent.exceptions import SessionConflictError
 from glm_agent.memory._open import open_store
 from glm_agent.memory._session import Session, SessionMetadata
@@ -100,16 +101,26 @@ class ConversationMemory:
             ContextLengthError: the system prompt and `new` alone do not fit.
         """
         tenant = tenant or self.tenant
-        session = await self.store.load(tenant, session_id)
-        ctx = await self.window.build(
-            system,
-            session.messages if session else [],
-            new,
-            session.summary if session else None,
-            extra_tokens=extra_tokens,
-        )
-        if ctx.summary_changed and session is not None:
-            await self.store.set_summary(tenant, session_id, ctx.summary)
+        attributes = {"gen_ai.conversation.id": session_id, "glm_agent.tenant": tenant}
+        with tracing.span("memory load", attributes) as span:
+            session = await self.store.load(tenant, session_id)
+            ctx = await self.window.build(
+                system,
+                session.messages if session else [],
+                new,
+                session.summary if session else None,
+                extra_tokens=extra_tokens,
+            )
+            if ctx.summary_changed and session is not None:
+                await self.store.set_summary(tenant, session_id, ctx.summary)
+            if span.is_recording():
+                stored = len(session.messages) if session else 0
+                span.set_attribute("glm_agent.memory.version", session.version if session else 0)
+                span.set_attribute("glm_agent.memory.stored", stored)
+                span.set_attribute("glm_agent.memory.sent", len(ctx.messages))
+                span.set_attribute("glm_agent.memory.tokens", ctx.tokens)
+                span.set_attribute("glm_agent.memory.summarized", ctx.summary_changed)
+                span.set_attribute("glm_agent.memory.dropped", ctx.dropped)
         return PreparedContext(
             messages=ctx.messages,
             version=session.version if session else 0,
@@ -142,14 +153,24 @@ class ConversationMemory:
         tenant = tenant or self.tenant
         if self.redact is not None:
             turn = [self.redact(m) for m in turn]
-        try:
-            return await self.store.append(
-                tenant, session_id, turn, expected_version=expected_version, metadata=metadata
-            )
-        except SessionConflictError:
-            if self.conflicts == "raise" or expected_version is None:
-                raise
-        return await self.store.append(tenant, session_id, turn, metadata=metadata)
+        attributes = {
+            "gen_ai.conversation.id": session_id,
+            "glm_agent.tenant": tenant,
+            "glm_agent.memory.appended": len(turn),
+            "glm_agent.memory.expected_version": expected_version,
+        }
+        with tracing.span("memory append", attributes) as span:
+            try:
+                version = await self.store.append(
+                    tenant, session_id, turn, expected_version=expected_version, metadata=metadata
+                )
+            except SessionConflictError:
+                if self.conflicts == "raise" or expected_version is None:
+                    raise
+                span.set_attribute("glm_agent.memory.conflict", True)
+                version = await self.store.append(tenant, session_id, turn, metadata=metadata)
+            span.set_attribute("glm_agent.memory.version", version)
+            return version
 
     async def aclose(self) -> None:
         """Close the store if this memory opened it from a URL."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import httpx
 from pydantic import SecretStr
 
+from glm_agent import tracing
 from glm_agent.exceptions import ModelError, UserError
 from glm_agent.messages import Message, ModelResponse, ModelStreamEvent, ToolDefinition
 from glm_agent.models import _openai_wire as wire
@@ -193,6 +194,7 @@ class OpenAICompatibleModel(ChatModel):
         headers = dict(self._headers)
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        tracing.inject(headers)  # the request's `chat` span continues on the model server
         return headers
 
     def _prepare(

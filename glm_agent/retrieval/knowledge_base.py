@@ -28,6 +28,7 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 
+import glm_agent.tracing as tracing
 from glm_agent.exceptions import UserError
 from glm_agent.retrieval._store import NewFile, Row, Store, row_of
 from glm_agent.retrieval.chunking import TokenCounter, chunk_sections
@@ -319,6 +320,35 @@ class KnowledgeBase:
         """
         if mode not in _MODES:
             raise UserError(f"unknown search mode {mode!r}; valid modes: {', '.join(_MODES)}")
+        if not tracing.enabled():
+            return self._search(query, k, filters, mode, query_vector, candidates)
+        attributes = {
+            "gen_ai.operation.name": "retrieval",
+            "gen_ai.data_source.id": self.path.name,
+            "glm_agent.retrieval.k": k,
+            "glm_agent.retrieval.mode": mode,
+            "glm_agent.retrieval.filters": sorted(filters) if filters else None,
+        }
+        with tracing.span(f"retrieval {self.path.name}", attributes) as span:
+            if tracing.capture_content():
+                span.set_attribute("gen_ai.retrieval.query.text", tracing.redact_text(query))
+            hits = self._search(query, k, filters, mode, query_vector, candidates)
+            span.set_attribute("glm_agent.retrieval.hits", len(hits))
+            span.set_attribute("glm_agent.retrieval.scores", [round(h.score, 6) for h in hits])
+            span.set_attribute("glm_agent.retrieval.sources", [h.citation.source for h in hits])
+            documents = [{"id": h.citation.source, "score": h.score} for h in hits]
+            span.set_attribute("gen_ai.retrieval.documents", json.dumps(documents))
+            return hits
+
+    def _search(
+        self,
+        query: str,
+        k: int,
+        filters: Mapping[str, Any] | None,
+        mode: SearchMode,
+        query_vector: npt.NDArray[np.float32] | None,
+        candidates: int | None,
+    ) -> list[Hit]:
         if k <= 0:
             return []
         depth = candidates or max(4 * k, 50)

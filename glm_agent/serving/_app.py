@@ -22,6 +22,7 @@ from glm_agent.serving._errors import HTTPProblem, error_body, problem_for
 from glm_agent.serving._middleware import Gate
 from glm_agent.serving._schema import ErrorResponse
 from glm_agent.serving._state import ServedAgent, ServerState
+from glm_agent.serving._tracing import TraceRequests
 
 __all__ = ["create_app"]
 
@@ -176,6 +177,7 @@ def create_app(
         app.include_router(create_web_router())
     _document_errors_as_sent(app)
     app.add_middleware(Gate, state=state)
+    app.add_middleware(TraceRequests)  # outermost: the whole request runs under its span
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from glm_agent import tracing
 from glm_agent._scrub import scrub
 from glm_agent.exceptions import MissingDependencyError, ModelRetry
 from glm_agent.tools._yaml_schema import (
@@ -193,6 +194,7 @@ class HttpEndpoint:
                 params[auth.name] = auth.value
         body = {field: args[arg] for field, arg in body_map.items() if arg in args}
         self.pool.check_url(url)
+        tracing.inject(headers)  # the tool call's span continues in the service it calls
         return self.pool.client().build_request(
             b.method,
             url,

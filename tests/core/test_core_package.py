@@ -39,6 +39,8 @@ PUBLIC = [
     "glm_agent.serving",
     "glm_agent.serving.bot",
     "glm_agent.serving.web",
+    "glm_agent.tracing",
+    "glm_agent.evals",
 ]
 
 

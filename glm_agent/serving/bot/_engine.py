@@ -20,6 +20,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from glm_agent import tracing
 from glm_agent.approval import Approval, Approved, Rejected
 from glm_agent.exceptions import GlmAgentError, InvalidRequestError
 from glm_agent.messages import SystemMessage, TextDelta, ToolMessage, UserMessage
@@ -149,6 +150,7 @@ class BotCore(ConversationLog):
         )
         self._tag(conv, intent=conv.tags.get("intent") or "faq")
         self.db.update(self.tenant, conv.id, failures=0)
+        tracing.mark("curated_answer", id=answer.id, score=round(score, 3), conversation=conv.id)
 
     async def _model_turn(self, conv: Conversation, text: str, out: Emit | None) -> None:
         low_confidence = False
@@ -381,6 +383,7 @@ class BotCore(ConversationLog):
             await self.memory.commit(conv.id, list(settled))
             self.db.update(self.tenant, conv.id, pending=None)
         self._tag(conv, handed_off=True, handoff_trigger=trigger)
+        tracing.mark("handoff", trigger=trigger, reason=reason, ticket=ticket, conversation=conv.id)
         await self.set_status(conv, "waiting_human", out)
         await self.publish(
             conv,
