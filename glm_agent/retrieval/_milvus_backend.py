@@ -21,6 +21,7 @@ from glm_agent.retrieval._store import NewFile, Row, row_of
 from glm_agent.retrieval.milvus_index import (
     MilvusIndex,
     Terms,
+    connect_milvus,
     encode_terms,
     milvus_filter,
 )
@@ -60,21 +61,39 @@ class MilvusBackend:
         self,
         uri: str,
         *,
-        dim: int,
         collection: str = "glm_agent",
         token: str | None = None,
         index_type: str = "AUTOINDEX",
         terms: Terms = "glm-agent",
     ) -> None:
-        self.index = MilvusIndex(
-            uri, dim, collection=collection, token=token, index_type=index_type, terms=terms
-        )
-        self._client = self.index.client
+        self.uri, self.collection, self.token = uri, collection, token
+        self.index_type, self.terms = index_type, terms
+        self._client = connect_milvus(uri, token=token)
+        self._index: MilvusIndex | None = None
         self._files = f"{collection}_files"
         if not self._client.has_collection(self._files):
             self._create_files()
         else:
             self._client.load_collection(self._files)
+
+    def open_index(self, dim: int) -> None:
+        """Open (or create) the chunks collection, for vectors of `dim` (known once the
+        embedder is, which may be read from this backend's settings first)."""
+        self._index = MilvusIndex(
+            self.uri,
+            dim,
+            collection=self.collection,
+            index_type=self.index_type,
+            terms=self.terms,
+            client=self._client,
+        )
+
+    @property
+    def index(self) -> MilvusIndex:
+        """The chunks collection."""
+        if self._index is None:
+            raise RuntimeError("open_index() first")
+        return self._index
 
     def _create_files(self) -> None:
         from glm_agent.retrieval.milvus_index import _pymilvus

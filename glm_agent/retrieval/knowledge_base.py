@@ -135,19 +135,16 @@ class KnowledgeBase:
         self._backend: Backend
         if backend == "milvus":
             assert uri is not None
-            self.embedder = resolve_embedder(embedder)
             from glm_agent.retrieval._milvus_backend import MilvusBackend
 
-            self._backend = MilvusBackend(
-                uri,
-                dim=self.embedder.dim,
-                collection=collection,
-                token=token,
-                index_type=milvus_index,
-                terms=bm25_terms,
+            milvus = MilvusBackend(
+                uri, collection=collection, token=token, index_type=milvus_index, terms=bm25_terms
             )
-            built_with = self._backend.get_meta("embedder")
+            built_with = milvus.get_meta("embedder")
+            self.embedder = resolve_embedder(embedder if embedder is not None else built_with)
             self._check_embedder(built_with, f"Milvus collection {collection!r}")
+            milvus.open_index(self.embedder.dim)
+            self._backend = milvus
             self._cached = CachedEmbedder(
                 self.embedder, self.path / "embeddings.sqlite", progress=progress
             )
@@ -416,6 +413,10 @@ class KnowledgeBase:
         """`search` on a worker thread, for async callers."""
         call = functools.partial(self.search, query, k, filters, mode, per_document=per_document)
         return await anyio.to_thread.run_sync(call)
+
+    def documents(self) -> dict[str, str]:
+        """Every stored document's source (file path or id) with its content hash."""
+        return self._backend.file_hashes()
 
     def format_context(self, hits: Sequence[Hit]) -> str:
         """Hits as a numbered context block (see the module function `format_context`)."""

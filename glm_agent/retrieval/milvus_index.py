@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -61,6 +62,9 @@ def connect_milvus(uri: str, *, token: str | None = None) -> Any:
     """
     pymilvus = _pymilvus()
     local = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+    # Milvus Lite answers iterators without a snapshot timestamp, and pymilvus logs a warning on
+    # every one; the iterator is right all the same (the collections are Strong)
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
     if local:
         if not uri.endswith(".db"):
             raise UserError(
