@@ -27,6 +27,8 @@ _TEXT_TABLES = {
     "horizontal_strategy": "text",
     "min_words_vertical": 3,
     "min_words_horizontal": 2,
+    # a header like "Delivery days" is one cell, not a cell and a stray word beside the table
+    "text_keep_blank_chars": True,
 }
 
 

@@ -157,24 +157,10 @@ def test_two_processes_ingesting_one_folder_do_not_duplicate(
     work_docs: Path, tmp_path: Path, milvus_server: str
 ) -> None:
     def ingest(collection: str, cache: str) -> subprocess.Popen[bytes]:
+        args = [str(work_docs), "--kb", str(tmp_path / cache), "--embedder", "test"]
+        args += ["--backend", "milvus", "--uri", milvus_server, "--collection", collection]
         return subprocess.Popen(
-            [
-                str(BIN / "glm-agent"),
-                "kb",
-                "ingest",
-                str(work_docs),
-                "--kb",
-                str(tmp_path / cache),
-                "--embedder",
-                "test",
-                "--backend",
-                "milvus",
-                "--uri",
-                milvus_server,
-                "--collection",
-                collection,
-                "--no-progress",
-            ],  # fmt: skip
+            [str(BIN / "glm-agent"), "kb", "ingest", *args, "--no-progress"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
