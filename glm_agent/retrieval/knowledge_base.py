@@ -89,6 +89,8 @@ class KnowledgeBase:
             ten are ten sources); None for no limit.
         commit_chunks: Ingest writes to the index every this many chunks...
         commit_seconds: ...or this often, whichever comes first.
+        embed_batch_size: Texts per embedder call; each batch is committed to the embedding
+            cache as soon as it is computed.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class KnowledgeBase:
         per_document: int | None = 1,
         commit_chunks: int = 2048,
         commit_seconds: float = 30.0,
+        embed_batch_size: int = 256,
     ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,10 @@ class KnowledgeBase:
             milvus.open_index(self.embedder.dim)
             self._backend = milvus
             self._cached = CachedEmbedder(
-                self.embedder, self.path / "embeddings.sqlite", progress=progress
+                self.embedder,
+                self.path / "embeddings.sqlite",
+                progress=progress,
+                batch_size=embed_batch_size,
             )
         else:
             from glm_agent.retrieval._local_backend import LocalBackend
@@ -160,7 +166,10 @@ class KnowledgeBase:
             self.embedder = resolve_embedder(embedder if embedder is not None else built_with)
             self._check_embedder(built_with, str(self.path))
             self._cached = CachedEmbedder(
-                self.embedder, self.path / "embeddings.sqlite", progress=progress
+                self.embedder,
+                self.path / "embeddings.sqlite",
+                progress=progress,
+                batch_size=embed_batch_size,
             )
             self._backend = LocalBackend(
                 self.path,
