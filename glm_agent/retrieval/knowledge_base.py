@@ -91,6 +91,8 @@ class KnowledgeBase:
         commit_seconds: ...or this often, whichever comes first.
         embed_batch_size: Texts per embedder call; each batch is committed to the embedding
             cache as soon as it is computed.
+        embedding_cache: The embedding cache's SQLite file (default `path/embeddings.sqlite`);
+            knowledge bases with the same embedder may share one.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class KnowledgeBase:
         commit_chunks: int = 2048,
         commit_seconds: float = 30.0,
         embed_batch_size: int = 256,
+        embedding_cache: str | Path | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -135,6 +138,7 @@ class KnowledgeBase:
         self.commit_chunks, self.commit_seconds = commit_chunks, commit_seconds
         self._lock = threading.RLock()
         self._ingest_lock = threading.Lock()
+        cache_file = Path(embedding_cache or self.path / "embeddings.sqlite")
         self._backend: Backend
         if backend == "milvus":
             assert uri is not None
@@ -150,7 +154,7 @@ class KnowledgeBase:
             self._backend = milvus
             self._cached = CachedEmbedder(
                 self.embedder,
-                self.path / "embeddings.sqlite",
+                cache_file,
                 progress=progress,
                 batch_size=embed_batch_size,
             )
@@ -167,7 +171,7 @@ class KnowledgeBase:
             self._check_embedder(built_with, str(self.path))
             self._cached = CachedEmbedder(
                 self.embedder,
-                self.path / "embeddings.sqlite",
+                cache_file,
                 progress=progress,
                 batch_size=embed_batch_size,
             )
