@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -75,15 +76,18 @@ def connect_milvus(uri: str, *, token: str | None = None) -> Any:
             import milvus_lite  # noqa: F401
         except ImportError as e:
             raise MissingDependencyError("milvus-lite", "milvus", "a local Milvus Lite") from e
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
         return pymilvus.MilvusClient(uri=uri, token=token or "")
     except Exception as e:
         if local:
-            raise UserError(
-                f"cannot open Milvus Lite at {uri!r}: {e}. Milvus Lite serves one process: for "
-                f"several, run `milvus-lite server --data-dir {uri} --port 19530` and give them "
-                "uri http://127.0.0.1:19530"
-            ) from e
+            hint = ""
+            if Path(uri).exists():  # there but not openable: most often held by another process
+                hint = (
+                    ". Milvus Lite serves one process: for several, run `milvus-lite server "
+                    f"--data-dir {uri} --port 19530` and give them uri http://127.0.0.1:19530"
+                )
+            raise UserError(f"cannot open Milvus Lite at {uri!r}: {e}{hint}") from e
         raise UserError(f"cannot connect to Milvus at {uri!r}: {e}") from e
 
 

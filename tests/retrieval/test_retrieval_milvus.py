@@ -245,3 +245,25 @@ def test_an_upload_through_one_replica_is_found_through_the_other(
             p.terminate()
         for p in procs:
             p.wait(30)
+
+
+def test_agent_yaml_knowledge_on_milvus(tmp_path: Path) -> None:
+    from glm_agent.agent_config import load_agent
+    from glm_agent.exceptions import ConfigError
+
+    (tmp_path / "agent.yaml").write_text(
+        "name: helpdesk\nmodel: test\nmemory: none\n"
+        "knowledge: {backend: milvus, uri: data/kb.db, collection: yaml_kb, embedder: test,"
+        " per_document: 2, mode: context}\n",
+        encoding="utf-8",
+    )
+    agent = load_agent(tmp_path / "agent.yaml")
+    kb = agent.knowledge
+    assert isinstance(kb, KnowledgeBase) and kb.backend == "milvus" and kb.per_document == 2
+    assert agent.knowledge_mode == "context"
+    assert (tmp_path / "data" / "kb.db").exists()  # the Lite folder, relative to the yaml
+    assert kb.path == (tmp_path / ".glm-agent" / "knowledge-cache").resolve()
+    (tmp_path / "bad.yaml").write_text("model: test\nknowledge:\n  backend: milvus\n")
+    with pytest.raises(ConfigError, match="backend milvus needs a uri") as e:
+        load_agent(tmp_path / "bad.yaml")
+    assert e.value.key == "knowledge.uri"
