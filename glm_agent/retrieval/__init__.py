@@ -52,7 +52,8 @@ from glm_agent.retrieval.loaders import (
     load_file,
     read_document,
 )
-from glm_agent.retrieval.milvus_index import MilvusIndex, connect_milvus, milvus_filter
+from glm_agent.retrieval.milvus_filter import milvus_filter
+from glm_agent.retrieval.milvus_index import MilvusIndex, connect_milvus
 from glm_agent.retrieval.ocr import OcrLine, ocr_image, ocr_text
 from glm_agent.retrieval.records import (
     Chunk,

@@ -10,6 +10,7 @@ so a process killed half way leaves the file to be redone by the next ingest, ne
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,13 +19,8 @@ import numpy.typing as npt
 
 from glm_agent.retrieval._backend import Scores
 from glm_agent.retrieval._store import NewFile, Row, row_of
-from glm_agent.retrieval.milvus_index import (
-    MilvusIndex,
-    Terms,
-    connect_milvus,
-    encode_terms,
-    milvus_filter,
-)
+from glm_agent.retrieval.milvus_filter import encode_terms, milvus_filter
+from glm_agent.retrieval.milvus_index import MilvusIndex, Terms, connect_milvus
 
 __all__ = ["MilvusBackend", "chunk_id"]
 
@@ -38,8 +34,7 @@ def chunk_id(source: str, position: int) -> int:
 
 
 def _lit(value: str) -> str:
-    import json
-
+    """A Milvus string literal (JSON's quoting is Milvus')."""
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -22,11 +22,9 @@ benchmarks/retrieval.py and docs/knowledge.md).
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,8 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from glm_agent.exceptions import MissingDependencyError, UserError
+from glm_agent.retrieval.milvus_filter import encode_terms
 
-__all__ = ["MilvusIndex", "connect_milvus", "encode_terms", "milvus_filter"]
+__all__ = ["MilvusIndex", "connect_milvus"]
 
 Terms = Literal["glm-agent", "jieba"]
 _VARCHAR_MAX = 65_535
@@ -89,48 +88,6 @@ def connect_milvus(uri: str, *, token: str | None = None) -> Any:
                 )
             raise UserError(f"cannot open Milvus Lite at {uri!r}: {e}{hint}") from e
         raise UserError(f"cannot connect to Milvus at {uri!r}: {e}") from e
-
-
-def encode_terms(terms: Iterable[str]) -> str:
-    """BM25 terms as one analysable string: each term in lower-case unpadded base32 (letters and
-    digits only), so that Milvus' analyzers neither split nor fold it."""
-    return " ".join(base64.b32encode(t.encode()).decode().rstrip("=").lower() for t in terms if t)
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def milvus_filter(filters: Mapping[str, Any]) -> str:
-    """A knowledge-base filter as a Milvus boolean expression.
-
-    `source` and `tenant` are fields; any other key is looked up in the `metadata` JSON field,
-    where the chunk's value may be a scalar or a list (any of the wanted values matches). A list
-    of wanted values means any of them; None among them matches a chunk without the key.
-    """
-    clauses = []
-    for key, want in filters.items():
-        wants = list(want) if isinstance(want, list | tuple | set | frozenset) else [want]
-        values = [w for w in wants if w is not None]
-        parts = []
-        if key in ("source", "tenant"):
-            if values:
-                parts.append(f"{key} in [{', '.join(_literal(v) for v in values)}]")
-            if None in wants:
-                parts.append(f"{key} is null")
-        else:
-            field = f"metadata[{_literal(key)}]"
-            parts += [f"{field} == {_literal(v)}" for v in values]
-            if values:
-                parts.append(f"json_contains_any({field}, [{', '.join(map(_literal, values))}])")
-            if None in wants:
-                parts.append(f"not exists {field}")
-        clauses.append("(" + (" or ".join(parts) or "false") + ")")
-    return " and ".join(clauses)
 
 
 class MilvusIndex:
