@@ -111,8 +111,8 @@ class MilvusBackend:
     def _put(self, rows: list[dict[str, Any]]) -> None:
         for r in rows:
             r.setdefault("unused", [1.0, 0.0])
-        if rows:
-            self._client.upsert(self._files, rows)
+        for s in range(0, len(rows), 1000):
+            self._client.upsert(self._files, rows[s : s + 1000])
 
     # --- catalogue --------------------------------------------------------------------------
 
@@ -139,14 +139,12 @@ class MilvusBackend:
     def write(
         self, new: Sequence[NewFile], xb: npt.NDArray[np.float32], removed: Sequence[str]
     ) -> tuple[int, int]:
-        added = 0
-        at = 0
+        rows, ids = [], []
         for f in new:
-            n = len(f.chunks)
-            rows = []
             for c, toks in zip(f.chunks, f.tokens, strict=True):
                 meta = dict(c.metadata)
                 terms = encode_terms(toks) if self.index.terms == "glm-agent" else _index_text(c)
+                ids.append(chunk_id(f.source, c.position))
                 rows.append(
                     {
                         "source": c.source,
@@ -161,14 +159,22 @@ class MilvusBackend:
                         "terms": terms,
                     }
                 )
-            ids = [chunk_id(f.source, c.position) for c in f.chunks]
-            if n:
-                self.index.upsert(xb[at : at + n], ids, rows)
-            at += n
-            added += n
-            # the new version is complete: drop the old one's chunks, then record the file
-            self.index.delete_where(f"source == {_lit(f.source)} and file_hash != {_lit(f.hash)}")
-            self._put([{"key": _FILE + f.source, "hash": f.hash, "title": f.title, "chunks": n}])
+        # one round trip per step for the whole group, in this order: the new versions'
+        # chunks, then the old versions' leftovers, then the files' records
+        if rows:
+            self.index.upsert(xb[: len(rows)], ids, rows)
+        for s in range(0, len(new), 100):
+            stale = " or ".join(
+                f"(source == {_lit(f.source)} and file_hash != {_lit(f.hash)})"
+                for f in new[s : s + 100]
+            )
+            self.index.delete_where(stale)
+        self._put(
+            [
+                {"key": _FILE + f.source, "hash": f.hash, "title": f.title, "chunks": len(f.chunks)}
+                for f in new
+            ]
+        )
         self._written = self._written or bool(new or removed)
         dropped = 0
         for s in range(0, len(removed), 100):
@@ -177,7 +183,7 @@ class MilvusBackend:
             dropped += len(self.index.query(expr, ["id"]))
             self.index.delete_where(expr)
             self._client.delete(self._files, ids=[_FILE + x for x in part])
-        return added, dropped
+        return len(rows), dropped
 
     def checkpoint(self) -> None:
         """Seal what an ingest wrote: Milvus persists every write itself, but searches scan
