@@ -392,10 +392,12 @@ class KnowledgeBase:
             )
         else:
             scores, ids = dense if mode == "dense" else bm25
-        found = self._backend.rows(ids[:depth].tolist())
+        # the rows of every candidate when they are reranked or grouped; else just the top k
+        top = depth if self.reranker is not None or cap is not None else k
+        found = self._backend.rows(ids[:top].tolist())
         ranked = [
             (found[int(i)], float(s))
-            for i, s in zip(ids[:depth], scores, strict=False)
+            for i, s in zip(ids[:top], scores, strict=False)
             if int(i) in found
         ]
         if self.reranker is not None and ranked:
