@@ -20,7 +20,7 @@ import numpy.typing as npt
 from glm_agent.retrieval._backend import Scores
 from glm_agent.retrieval._store import NewFile, Row, row_of
 from glm_agent.retrieval.milvus_filter import encode_terms, milvus_filter
-from glm_agent.retrieval.milvus_index import MilvusIndex, Terms, connect_milvus
+from glm_agent.retrieval.milvus_index import MilvusIndex, Terms, connect_milvus, open_or_create
 
 __all__ = ["MilvusBackend", "chunk_id"]
 
@@ -67,10 +67,7 @@ class MilvusBackend:
         self._index: MilvusIndex | None = None
         self._written = False
         self._files = f"{collection}_files"
-        if not self._client.has_collection(self._files):
-            self._create_files()
-        else:
-            self._client.load_collection(self._files)
+        open_or_create(self._client, self._files, self._create_files)
 
     def open_index(self, dim: int) -> None:
         """Open (or create) the chunks collection, for vectors of `dim` (known once the

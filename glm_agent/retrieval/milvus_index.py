@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +90,23 @@ def connect_milvus(uri: str, *, token: str | None = None) -> Any:
         raise UserError(f"cannot connect to Milvus at {uri!r}: {e}") from e
 
 
+def open_or_create(client: Any, name: str, create: Callable[[], None]) -> bool:
+    """Create collection `name` with `create`, or load it if it exists; True when created.
+
+    Several processes starting at once (server replicas, parallel ingests) may all find it
+    missing: the ones whose create fails because another created it first load that one.
+    """
+    if not client.has_collection(name):
+        try:
+            create()
+            return True
+        except Exception:
+            if not client.has_collection(name):
+                raise
+    client.load_collection(name)
+    return False
+
+
 class MilvusIndex:
     """Inner-product vectors and BM25 terms under int64 ids, in one Milvus collection.
 
@@ -126,11 +143,8 @@ class MilvusIndex:
         self.index_type = index_type.upper()
         self._client = client if client is not None else connect_milvus(uri, token=token)
         self._lock = threading.Lock()
-        if not self._client.has_collection(collection):
-            self._create()
-        else:
+        if not open_or_create(self._client, collection, self._create):
             self._check_dim()
-            self._client.load_collection(collection)
 
     @property
     def client(self) -> Any:
