@@ -88,7 +88,8 @@ async def _run_one(
         record = await _execute(call, registry, ctx, approval_handler, decided, state)
         span.set_attribute("glm_agent.tool.status", record.status)
         if record.status in _FAILED:
-            tracing.set_error(span, record.status, record.content)
+            # The operator's view: what went wrong (the model only saw a reference).
+            tracing.set_error(span, record.status, record.detail or record.content)
         if record.status != "deferred" and tracing.capture_content():
             result = tracing.content_json(record.content)
             span.add_event("gen_ai.tool.call.result", {"gen_ai.tool.call.result": result})

@@ -9,7 +9,8 @@ tools:
   - shop_tools:order_status   # a Python function, module:function (module beside this file)
 mcp:                          # MCP servers whose tools the agent gets (as in a tool registry)
   files: {command: npx, args: ["@modelcontextprotocol/server-filesystem", ./docs], prefix: files}
-knowledge: kb/                # or {path: kb/, mode: context}
+knowledge: kb/                # or {path: kb/, mode: context}, or shared by replicas:
+                              # {backend: milvus, uri: "http://milvus:19530", collection: support}
 memory: sqlite:///.glm-agent/sessions.db      # the default; `memory: none` turns it off
 limits: {max_steps: 8, total_tokens_limit: 20000, model_timeout: 60, run_timeout: 120}
 environments:                 # overlays picked with load_agent(path, environment="prod")
@@ -86,12 +87,45 @@ class ToolSpec(_Strict):
 
 
 class KnowledgeConfig(_Strict):
-    """The knowledge base."""
+    """The knowledge base: a folder (FAISS), or a Milvus collection that replicas share."""
 
-    path: str
-    """The knowledge base folder (documents and index), relative to the agent.yaml."""
+    path: str | None = None
+    """The knowledge base folder, relative to the agent.yaml (with Milvus: this process's
+    embedding cache; default `.glm-agent/knowledge-cache`)."""
     mode: Literal["tool", "context"] = "tool"
     """`tool`: the model searches when it wants; `context`: results are put before each turn."""
+    backend: Literal["faiss", "milvus"] = "faiss"
+    """`faiss` (the folder) or `milvus` (every replica sees every upload)."""
+    uri: str | None = None
+    """Milvus: `http(s)://host:19530` (a server or cluster), or a `.db` path relative to the
+    agent.yaml (Milvus Lite, one process)."""
+    collection: str = Field(default="glm_agent", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Milvus: the collection's name."""
+    token: str | None = None
+    """Milvus: credentials, e.g. `${MILVUS_TOKEN}`."""
+    embedder: str | None = None
+    """The embedder (`minilm`, `test`, `openai:MODEL@URL`, a local model); default: the one the
+    knowledge base was built with."""
+    per_document: int | None = Field(default=1, ge=1)
+    """Most passages per document in results and citations (null: no limit)."""
+
+    def open(self, base_dir: Path) -> Any:
+        """The `KnowledgeBase` this section describes (paths relative to `base_dir`)."""
+        from glm_agent.retrieval import KnowledgeBase
+
+        folder = base_dir / (self.path or f"{DATA_DIR}/knowledge-cache")
+        uri = self.uri
+        if uri is not None and not uri.startswith(("http://", "https://", "tcp://", "unix:")):
+            uri = str((base_dir / uri).resolve())
+        return KnowledgeBase(
+            folder.resolve(),
+            embedder=self.embedder,
+            backend=self.backend,
+            uri=uri,
+            collection=self.collection,
+            token=self.token,
+            per_document=self.per_document,
+        )
 
 
 class LimitsConfig(_Strict):
@@ -191,7 +225,12 @@ class AgentConfig(_Strict):
         if self.knowledge is not None:
             kb = self.knowledge
             cfg = kb if isinstance(kb, KnowledgeConfig) else KnowledgeConfig(path=kb)
-            extra["knowledge"] = str((self.base_dir / cfg.path).resolve())
+            if cfg.backend == "milvus" and not cfg.uri:
+                raise self._error("backend milvus needs a uri", "knowledge.uri")
+            try:
+                extra["knowledge"] = cfg.open(self.base_dir)
+            except UserError as e:
+                raise self._error(str(e), "knowledge") from None
             extra["knowledge_mode"] = cfg.mode
         return Agent(
             self._model(),

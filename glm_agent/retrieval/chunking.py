@@ -4,6 +4,8 @@ Sentences end at Chinese 。！？； (and their full-width kin) and at English 
 followed by a space. A chunk never spans two headings or two pages (citations stay exact), packs
 whole sentences up to `chunk_size` tokens, and starts with the last sentences of the previous chunk
 up to `overlap` tokens. A sentence longer than a chunk is cut at word (or CJK character) edges.
+A table (a Markdown table section) is kept whole when it fits a chunk, and otherwise cut between
+rows, each piece starting with the table's header row.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from glm_agent.exceptions import UserError
 from glm_agent.retrieval.records import Chunk, Section
+from glm_agent.retrieval.tables import split_markdown_table
 
 __all__ = ["TokenCounter", "chunk_sections", "estimate_tokens", "split_sentences"]
 
@@ -120,17 +123,25 @@ def chunk_sections(
             f"need chunk_size >= 8 and 0 <= overlap < chunk_size, got {chunk_size}/{overlap}"
         )
     count = count_tokens or estimate_tokens
-    groups: list[tuple[tuple[int | None, tuple[str, ...]], list[str]]] = []
+    groups: list[tuple[tuple[int | None, tuple[str, ...]], list[Section]]] = []
     for sec in sections:
         key = (sec.page, tuple(sec.heading_path))
         if groups and groups[-1][0] == key:
-            groups[-1][1].append(sec.text)
+            groups[-1][1].append(sec)
         else:
-            groups.append((key, [sec.text]))
+            groups.append((key, [sec]))
 
     chunks: list[Chunk] = []
-    for (page, headings), texts in groups:
-        units = _units("\n\n".join(t for t in texts if t.strip()), chunk_size, count)
+    for (page, headings), secs in groups:
+        units: list[tuple[str, int, bool]] = []
+        for sec in secs:
+            if not sec.text.strip():
+                continue
+            if sec.table:
+                pieces = split_markdown_table(sec.text.strip(), chunk_size, count)
+                units += [(piece, count(piece), True) for piece in pieces]
+            else:
+                units += _units(sec.text, chunk_size, count)
         cur: list[tuple[str, int, bool]] = []
         fresh = 0  # units in `cur` not already emitted in a previous chunk
         for unit in units:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,22 @@ __all__ = ["CachedEmbedder", "embed_in_batches"]
 
 
 def embed_in_batches(
-    embedder: Embedder, texts: Sequence[str], *, batch_size: int = 256, progress: bool = False
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+    on_batch: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """`embedder.embed` over `texts` in batches, with a tqdm progress bar when `progress`."""
+    """`embedder.embed` over `texts` in batches, with a tqdm progress bar when `progress`.
+
+    Args:
+        embedder: The embedder.
+        texts: The texts.
+        batch_size: Texts per call.
+        progress: Show a tqdm bar.
+        on_batch: Called after each batch with its start offset and its vectors.
+    """
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     starts = range(0, len(texts), batch_size)
     if progress:
@@ -28,6 +42,8 @@ def embed_in_batches(
         starts = tqdm(starts, desc="embedding", unit="batch")
     for s in starts:
         out[s : s + batch_size] = embedder.embed(texts[s : s + batch_size])
+        if on_batch is not None:
+            on_batch(s, out[s : s + batch_size])
     return out
 
 
@@ -35,7 +51,8 @@ class CachedEmbedder:
     """An embedder whose vectors are kept in SQLite by (model name, sha256 of the text).
 
     Re-ingesting a changed file re-embeds only its new chunks; rebuilding an index after a crash
-    or a settings change costs no model time.
+    or a settings change costs no model time. Vectors are committed batch by batch as they are
+    computed, so an ingest killed half way resumes where it stopped.
 
     Args:
         embedder: The embedder to cache.
@@ -68,8 +85,16 @@ class CachedEmbedder:
         """The content hash a text is cached under."""
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """`[len(texts), dim]` vectors, from the cache where present."""
+    def embed(
+        self, texts: Sequence[str], *, on_progress: Callable[[int, int], None] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """`[len(texts), dim]` vectors, from the cache where present.
+
+        Args:
+            texts: The texts.
+            on_progress: Called with (texts embedded or found so far, len(texts)) after the
+                cache lookup and after each batch, once that batch is committed to the cache.
+        """
         keys = [self.key(t) for t in texts]
         found: dict[str, npt.NDArray[np.float32]] = {}
         with self._lock:
@@ -84,22 +109,36 @@ class CachedEmbedder:
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
+        total = len(keys)
+        done = total - sum(1 for k in keys if k not in found)
+        if on_progress is not None:
+            on_progress(done, total)
         if missing:
             by_key = dict(zip(keys, texts, strict=True))
-            x = embed_in_batches(
+            weight = Counter(k for k in keys if k not in found)
+
+            def commit(start: int, x: npt.NDArray[np.float32]) -> None:
+                nonlocal done
+                part = missing[start : start + len(x)]
+                with self._lock:
+                    self._db.execute("BEGIN")
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                        [(self.name, k, x[i].tobytes()) for i, k in enumerate(part)],
+                    )
+                    self._db.execute("COMMIT")
+                found.update(zip(part, x.copy(), strict=True))
+                done += sum(weight[k] for k in part)
+                if on_progress is not None:
+                    on_progress(done, total)
+
+            embed_in_batches(
                 self.inner,
                 [by_key[k] for k in missing],
                 batch_size=self.batch_size,
                 progress=self.progress,
+                on_batch=commit,
             )
-            with self._lock:
-                self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                    [(self.name, k, x[i].tobytes()) for i, k in enumerate(missing)],
-                )
-                self._db.execute("COMMIT")
-            found.update(zip(missing, x, strict=True))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, k in enumerate(keys):
             out[i] = found[k]

@@ -1,8 +1,13 @@
 """Document loaders chosen by file type, and a folder walk with include / exclude globs.
 
 Each loader returns the document's title and its sections, each with its page (PDF) and heading
-path (Markdown, HTML, DOCX) so that chunks can be cited exactly. A file that cannot be read raises
-`DocumentLoadError`; the knowledge base reports it and goes on.
+path (Markdown, HTML, DOCX) so that chunks can be cited exactly; tables (PDF, DOCX) are Markdown
+sections, and images and PDF pages without a text layer are read by OCR. A file that cannot be
+read raises `DocumentLoadError`; the knowledge base reports it and goes on. What a loader had to
+guess (an encoding, OCR) is noted and returned by `read_document`.
+
+A folder that cannot be listed stops `iter_files` with an error: skipping it would make the
+knowledge base think its files were deleted.
 """
 
 from __future__ import annotations
@@ -10,33 +15,49 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from glm_agent.exceptions import MissingDependencyError, UserError
+from glm_agent.retrieval._load_notes import collecting, note
+from glm_agent.retrieval.pdf_loader import load_pdf
 from glm_agent.retrieval.records import Section
+from glm_agent.retrieval.tables import markdown_table
+from glm_agent.retrieval.text_decoding import decode_text
 
-__all__ = ["LOADERS", "DocumentLoadError", "iter_files", "load_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LOADERS",
+    "DocumentLoadError",
+    "FolderReadError",
+    "LoadedDocument",
+    "iter_files",
+    "load_file",
+    "read_document",
+]
 
 
 class DocumentLoadError(UserError):
     """A file that could not be read as a document (the reason is in the message)."""
 
 
+class FolderReadError(UserError):
+    """A folder under an ingested path could not be listed; nothing was changed."""
+
+
 Loader = Callable[[Path], tuple[str, list[Section]]]
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    for enc in ("utf-8-sig", "gb18030"):  # Chinese files are often GBK rather than UTF-8
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise DocumentLoadError(f"{path}: not UTF-8 or GB18030 text")
+    decoded = decode_text(path.read_bytes())
+    if decoded.note:
+        note(decoded.note)
+    return decoded.text
 
 
 def load_text(path: Path) -> tuple[str, list[Section]]:
@@ -113,33 +134,29 @@ def load_html(path: Path) -> tuple[str, list[Section]]:
     return title or path.stem, sections
 
 
-def load_pdf(path: Path) -> tuple[str, list[Section]]:
-    """PDF: a section per page, with its 1-based page number."""
-    try:
-        from pypdf import PdfReader
-    except ImportError as e:
-        raise MissingDependencyError("pypdf", "retrieval", "PDF documents") from e
-    reader = PdfReader(str(path))
-    meta_title = reader.metadata.title if reader.metadata and reader.metadata.title else ""
-    sections = [
-        Section(text, page=i)
-        for i, page in enumerate(reader.pages, start=1)
-        if (text := (page.extract_text() or "").strip())
-    ]
-    return str(meta_title) or path.stem, sections
-
-
 def load_docx(path: Path) -> tuple[str, list[Section]]:
-    """DOCX: paragraphs under the heading path of "Heading N" styles, then tables row by row."""
+    """DOCX: paragraphs under the heading path of "Heading N" styles, and tables as Markdown,
+    in document order."""
     try:
         import docx
+        from docx.table import Table
+        from docx.text.paragraph import Paragraph
     except ImportError as e:
         raise MissingDependencyError("python-docx", "retrieval", "DOCX documents") from e
     document = docx.Document(str(path))
     title = document.core_properties.title or ""
     stack: list[tuple[int, str]] = []
     sections: list[Section] = []
-    for para in document.paragraphs:
+    for child in document.element.body.iterchildren():
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag == "tbl":
+            rows = [[c.text for c in row.cells] for row in Table(child, document).rows]
+            if md := markdown_table(_merged(rows)):
+                sections.append(Section(md, heading_path=tuple(h for _, h in stack), table=True))
+            continue
+        if tag != "p":
+            continue
+        para = Paragraph(child, document)
         text = para.text.strip()
         if not text:
             continue
@@ -153,12 +170,41 @@ def load_docx(path: Path) -> tuple[str, list[Section]]:
             title = title or text
             continue
         sections.append(Section(text, heading_path=tuple(h for _, h in stack)))
-    for table in document.tables:
-        for row in table.rows:
-            cells = [c.text.strip() for c in row.cells]
-            if any(cells):
-                sections.append(Section(" | ".join(cells)))
     return title or path.stem, sections
+
+
+def _merged(rows: list[list[str]]) -> list[list[str]]:
+    """python-docx repeats a horizontally merged cell's text in every grid column it spans."""
+    out = []
+    for row in rows:
+        cells: list[str] = []
+        for c in row:
+            cells.append("" if cells and c == cells[-1] and c else c)
+        out.append(cells)
+    return out
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""Image files read by OCR (the `ocr` extra)."""
+
+
+def load_image(path: Path) -> tuple[str, list[Section]]:
+    """An image (a scan, a photo) read by OCR; each frame of a multi-page TIFF is a page."""
+    try:
+        from PIL import Image, ImageSequence
+    except ImportError as e:
+        raise MissingDependencyError("pillow", "ocr", "OCR of images") from e
+    from glm_agent.retrieval.ocr import ocr_text
+
+    with Image.open(path) as image:
+        frames = [f.convert("RGB") for f in ImageSequence.Iterator(image)]
+    sections = []
+    for n, frame in enumerate(frames, start=1):
+        if text := ocr_text(frame).strip():
+            sections.append(Section(text, page=n if len(frames) > 1 else None))
+    if sections:
+        note(f"read by OCR ({len(frames)} page{'s' if len(frames) > 1 else ''})")
+    return path.stem, sections
 
 
 def _record_text(record: Any) -> str:
@@ -213,6 +259,7 @@ LOADERS: dict[str, Loader] = {
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
+    **dict.fromkeys(IMAGE_SUFFIXES, load_image),
     ".docx": load_docx,
     ".json": load_json,
     ".jsonl": load_jsonl,
@@ -222,8 +269,23 @@ LOADERS: dict[str, Loader] = {
 """Loader by file suffix (lower case)."""
 
 
-def load_file(path: str | Path) -> tuple[str, list[Section]]:
-    """The title and sections of a document, read by the loader for its file type.
+@dataclass(frozen=True)
+class LoadedDocument:
+    """A document as read from its file.
+
+    Attributes:
+        title: Its title (from the file's metadata or first heading, else the file name).
+        sections: Its text, section by section.
+        notes: Caveats about the reading (an encoding guessed, pages read by OCR).
+    """
+
+    title: str
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_document(path: str | Path) -> LoadedDocument:
+    """A document read by the loader for its file type, with notes on what had to be guessed.
 
     Raises:
         DocumentLoadError: The type is not supported or the file cannot be read.
@@ -234,12 +296,42 @@ def load_file(path: str | Path) -> tuple[str, list[Section]]:
         raise DocumentLoadError(
             f"{p}: unsupported file type {p.suffix!r}; supported: {', '.join(sorted(LOADERS))}"
         )
-    try:
-        return loader(p)
-    except (DocumentLoadError, MissingDependencyError):
-        raise
-    except Exception as e:  # any parser's failure on a bad file is that file's problem only
-        raise DocumentLoadError(f"{p}: cannot read {p.suffix} file: {type(e).__name__}: {e}") from e
+    with collecting() as notes:
+        try:
+            title, sections = loader(p)
+        except (DocumentLoadError, MissingDependencyError):
+            raise
+        except Exception as e:  # any parser's failure on a bad file is that file's problem only
+            raise DocumentLoadError(
+                f"{p}: cannot read {p.suffix} file: {type(e).__name__}: {e}"
+            ) from e
+    return LoadedDocument(title, sections, notes)
+
+
+def load_file(path: str | Path) -> tuple[str, list[Section]]:
+    """The title and sections of a document, read by the loader for its file type.
+
+    Raises:
+        DocumentLoadError: The type is not supported or the file cannot be read.
+    """
+    doc = read_document(path)
+    return doc.title, doc.sections
+
+
+def _walk(base: Path) -> list[Path]:
+    """Every file under `base`, sorted; an unreadable folder raises rather than being skipped."""
+    found: list[Path] = []
+
+    def fail(e: OSError) -> None:
+        raise FolderReadError(
+            f"{e.filename}: cannot list folder: {e.strerror}; nothing was changed (fix its "
+            "permissions, or leave it out with an exclude glob)"
+        ) from e
+
+    for folder, dirs, files in os.walk(base, onerror=fail):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(folder) / f for f in files if not f.startswith(".")]
+    return sorted(found)
 
 
 def iter_files(
@@ -250,12 +342,19 @@ def iter_files(
 ) -> Iterator[Path]:
     """The files under `root` (or `root` itself), sorted, filtered by glob patterns.
 
+    The folder is listed completely before the first file is yielded, so that a folder that
+    cannot be read fails the walk before anything is done with its files.
+
     Args:
         root: A file or folder.
         include: Globs matched against the path relative to `root` or the file name (default:
             every supported type).
         exclude: Globs of files to leave out (matched the same way); hidden files are always left
             out.
+
+    Raises:
+        FolderReadError: A folder under `root` cannot be listed (permissions, I/O error).
+        UserError: `root` does not exist.
     """
     base = Path(root)
     if base.is_file():
@@ -263,9 +362,9 @@ def iter_files(
         return
     if not base.is_dir():
         raise UserError(f"{base}: no such file or folder")
-    for p in sorted(base.rglob("*")):
+    for p in _walk(base):
         rel = p.relative_to(base).as_posix()
-        if not p.is_file() or any(part.startswith(".") for part in Path(rel).parts):
+        if not p.is_file():
             continue
 
         def match(globs: Sequence[str], rel: str = rel, name: str = p.name) -> bool:

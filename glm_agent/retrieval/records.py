@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Chunk", "Citation", "FileFailure", "Hit", "IngestReport", "Section"]
+__all__ = [
+    "Chunk",
+    "Citation",
+    "FileFailure",
+    "Hit",
+    "IngestProgress",
+    "IngestReport",
+    "Section",
+]
 
 
 @dataclass(frozen=True)
@@ -16,11 +24,13 @@ class Section:
         text: The section's text.
         page: 1-based page number (PDF), if the format has pages.
         heading_path: The headings above this section, outermost first.
+        table: Whether `text` is a Markdown table (chunked between rows, header repeated).
     """
 
     text: str
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    table: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,9 +127,13 @@ class IngestReport:
     Attributes:
         added: New files indexed.
         updated: Changed files re-chunked and re-indexed.
-        removed: Files gone from the folder, removed from the index.
+        removed: Files gone from the folder (or now without text), removed from the index.
         skipped: Unchanged files (same content hash).
         failed: Unreadable files, with reasons; they do not stop the ingest.
+        empty: Files with no text to index (empty, whitespace only, a scan without OCR):
+            not added.
+        warnings: Files read with a caveat (not UTF-8 throughout, characters replaced, pages
+            read by OCR), one line each.
         chunks_added: Chunks embedded and indexed.
         seconds: Wall time of the ingest.
     """
@@ -129,6 +143,8 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[FileFailure] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     chunks_added: int = 0
     seconds: float = 0.0
 
@@ -136,6 +152,30 @@ class IngestReport:
         """A one-line summary of the counts."""
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
-            f"skipped {len(self.skipped)}, failed {len(self.failed)}; "
-            f"{self.chunks_added} chunks in {self.seconds:.2f}s"
+            f"skipped {len(self.skipped)}, failed {len(self.failed)}, empty {len(self.empty)}, "
+            f"warnings {len(self.warnings)}; {self.chunks_added} chunks in {self.seconds:.2f}s"
         )
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    """A step of an ingest, passed to its `progress` callback.
+
+    Attributes:
+        event: `start` (the files are listed), `file` (a file is read, being chunked),
+            `embedded` (a batch of its chunks is embedded and cached), `stored` (its chunks are
+            in the index, searchable and kept), `skipped` (unchanged), `failed` (unreadable, or
+            no text in it), `done` (the ingest is over).
+        path: The file (empty for `start` and `done`).
+        files_done: Files finished so far (stored, skipped, failed or empty).
+        files_total: Files the ingest looks at.
+        chunks_done: Chunks of this file embedded so far.
+        chunks_total: Chunks of this file.
+    """
+
+    event: Literal["start", "file", "embedded", "stored", "skipped", "failed", "done"]
+    path: str
+    files_done: int
+    files_total: int
+    chunks_done: int = 0
+    chunks_total: int = 0

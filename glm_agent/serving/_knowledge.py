@@ -2,7 +2,11 @@
 
 Uploaded documents are kept per tenant under the agent's data folder and ingested with the
 tenant recorded on every chunk; searches filter on it, so a key only finds its own tenant's
-documents.
+documents. Their sources are recorded as `uploads/<tenant digest>/<file name>` rather than as
+paths on this machine, so that with a shared knowledge base (Milvus) every replica addresses the
+same document: an upload through one replica is found through all, and uploading the same name
+again through another replaces it. A re-index on a shared knowledge base re-reads the files this
+replica holds and removes none it does not hold.
 """
 
 from __future__ import annotations
@@ -44,25 +48,35 @@ def _tenant_dir(served: ServedAgent, tenant: str) -> Path:
     return base / "uploads" / slug
 
 
-async def _ingest(kb: Any, folder: Path, tenant: str) -> dict[str, Any]:
-    """Bring the tenant's documents in the knowledge base in line with its folder."""
+def _source_root(tenant: str) -> str:
+    return "uploads/" + hashlib.sha256(tenant.encode()).hexdigest()[:16]
+
+
+async def _ingest(kb: Any, target: Path, tenant: str, *, prune: bool) -> dict[str, Any]:
+    """Bring the tenant's documents in the knowledge base in line with `target` (its folder,
+    or one uploaded file)."""
     import anyio
 
-    call = functools.partial(kb.ingest, folder, tenant=tenant)
+    call = functools.partial(
+        kb.ingest, target, tenant=tenant, source_root=_source_root(tenant), prune=prune
+    )
     report = await anyio.to_thread.run_sync(call)
     return {
         "added": [Path(p).name for p in report.added],
         "updated": [Path(p).name for p in report.updated],
         "removed": [Path(p).name for p in report.removed],
         "skipped": len(report.skipped),
-        "failed": [{"file": Path(f.source).name, "error": f.error} for f in report.failed],
+        "failed": [{"file": Path(f.path).name, "error": f.reason} for f in report.failed],
+        "empty": [Path(p).name for p in report.empty],
+        "warnings": [w.split("/")[-1] for w in report.warnings],
         "chunks_added": report.chunks_added,
     }
 
 
 def _stats(kb: Any) -> dict[str, Any]:
     stats = dict(kb.stats())
-    stats.pop("path", None)  # a server path is none of the client's business
+    for key in ("path", "uri", "collection"):
+        stats.pop(key, None)  # where the server keeps things is none of the client's business
     return stats
 
 
@@ -78,7 +92,14 @@ async def upload(
         name = _SAFE_NAME.sub("_", Path(f.filename or "document").name).strip("._") or "document"
         (folder / name).write_bytes(await f.read())
         saved.append(name)
-    report = await _ingest(kb, folder, tenant)
+    # each upload is ingested on its own: the tenant's other documents are left as they are
+    reports = [await _ingest(kb, folder / name, tenant, prune=False) for name in saved]
+    report: dict[str, Any] = {
+        key: [x for r in reports for x in r[key]]
+        for key in ("added", "updated", "removed", "failed", "empty", "warnings")
+    }
+    report["skipped"] = sum(r["skipped"] for r in reports)
+    report["chunks_added"] = sum(r["chunks_added"] for r in reports)
     return {"object": "knowledge.upload", "documents": saved, "report": report}
 
 
@@ -87,7 +108,8 @@ async def reindex(served: ServedAgent, tenant: str) -> dict[str, Any]:
     kb = _kb(served)
     folder = _tenant_dir(served, tenant)
     folder.mkdir(parents=True, exist_ok=True)
-    report = await _ingest(kb, folder, tenant)
+    shared = getattr(kb, "backend", "faiss") != "faiss"
+    report = await _ingest(kb, folder, tenant, prune=not shared)
     return {"object": "knowledge.reindex", "report": report, "stats": _stats(kb)}
 
 

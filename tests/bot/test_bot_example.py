@@ -68,7 +68,7 @@ def test_example_pdf_is_committed_and_ingested(example: tuple[SupportBot, Path])
     }
     assert "warranty-guide.pdf" in sources
     assert {"returns-policy.zh.md", "shipping-faq.en.md"} <= {
-        Path(s).name for s in bot.agent.knowledge._store.file_hashes()
+        Path(s).name for s in bot.agent.knowledge.file_hashes()
     }
 
 

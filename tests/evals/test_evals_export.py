@@ -42,7 +42,7 @@ def hold_conversations(bamboo: Path, tmp_path: Path) -> Path:
         async def talk() -> None:
             happy, _, _ = await bot.create_conversation("web", "c-1")
             await bot.handle(happy.id, "运费怎么算？")
-            await bot.handle(happy.id, "我的订单 SO10003 到哪了")
+            await bot.handle(happy.id, "P-1003 还有货吗？")
             bot.db.update(bot.tenant, happy.id, tags={**bot.conversation(happy.id).tags, "csat": 5})
             handed, _, _ = await bot.create_conversation("web", "c-2")
             await bot.handle(handed.id, "Where is order SO10010?")
@@ -79,7 +79,7 @@ def test_an_export_becomes_a_dataset_that_passes_again(
     happy, handed, unhappy = data["cases"]
     assert happy["turns"] == [
         {"text": "运费怎么算？", "expect": {"curated": True}},
-        {"text": "我的订单 SO10003 到哪了", "expect": {"curated": False, "contains": ["SO10003"]}},
+        {"text": "P-1003 还有货吗？", "expect": {"curated": False, "contains": ["P-1003"]}},
     ]
     assert happy["expect"]["handoff"] is False and "rated 5/5" in happy["expect"]["rubric"]
     # Cut at the handoff: what was said to the human is not replayed to the bot.
