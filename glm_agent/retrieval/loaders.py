@@ -134,9 +134,64 @@ def load_html(path: Path) -> tuple[str, list[Section]]:
     return title or path.stem, sections
 
 
+MAX_XML_BYTES = 32 * 1024 * 1024
+"""The most XML a DOCX (a zip) may unpack to: a few hundred kilobytes can hold gigabytes of XML,
+and parsing 50 MB of it takes minutes of CPU. Embedded media are not parsed and count only
+towards `MAX_UNPACKED_BYTES`."""
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+"""The most a DOCX may unpack to in all, media included."""
+MAX_PACKING_RATIO = 200
+"""The most a part of over a megabyte may be compressed (real documents stay under ~20:1)."""
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip-based document that would unpack to too much (a zip bomb) before any parser
+    opens it: from the sizes its directory declares, then from what its XML really inflates to.
+
+    Raises:
+        DocumentLoadError: The file is not a zip archive, or it would unpack past the limits.
+    """
+    import zipfile
+
+    mb = 1024 * 1024
+
+    def too_big(what: str, limit: int) -> DocumentLoadError:
+        return DocumentLoadError(
+            f"{path}: {what} unpacks to more than {limit // mb} MB; refused as a likely zip bomb "
+            "(split the document if it is real)"
+        )
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+            xml = [p for p in parts if p.filename.endswith((".xml", ".rels"))]
+            for info in parts:
+                ratio = info.file_size / max(1, info.compress_size)
+                if info.file_size > mb and ratio > MAX_PACKING_RATIO:
+                    raise DocumentLoadError(
+                        f"{path}: part {info.filename!r} unpacks to {ratio:.0f} times its packed "
+                        f"size (at most {MAX_PACKING_RATIO}); refused as a likely zip bomb"
+                    )
+            if sum(p.file_size for p in parts) > MAX_UNPACKED_BYTES:
+                raise too_big("the archive", MAX_UNPACKED_BYTES)
+            if sum(p.file_size for p in xml) > MAX_XML_BYTES:
+                raise too_big("its XML", MAX_XML_BYTES)
+            # The declared sizes can lie: count what the XML really inflates to.
+            real = 0
+            for info in xml:
+                with archive.open(info) as member:
+                    while chunk := member.read(mb):
+                        real += len(chunk)
+                        if real > MAX_XML_BYTES:
+                            raise too_big("its XML", MAX_XML_BYTES)
+    except zipfile.BadZipFile as e:
+        raise DocumentLoadError(f"{path}: not a DOCX file (not a zip archive: {e})") from None
+
+
 def load_docx(path: Path) -> tuple[str, list[Section]]:
     """DOCX: paragraphs under the heading path of "Heading N" styles, and tables as Markdown,
-    in document order."""
+    in document order. An archive that would unpack past the limits (`check_archive`) is refused."""
+    check_archive(path)
     try:
         import docx
         from docx.table import Table
