@@ -22,6 +22,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from glm_agent import __version__
+
+        typer.echo(f"glm-agent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Tool-using, retrieval-augmented agents on GLM models."""
+
+
 # Sub-command groups, each in its own module; imported when the CLI starts (they import their
 # heavy dependencies inside the commands only).
 _GROUPS: dict[str, str] = {

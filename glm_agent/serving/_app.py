@@ -118,6 +118,11 @@ def create_app(
     state = ServerState.build(
         served, chat_models, config, list(config.keys if keys is None else keys)
     )
+    if state.keys.open:
+        log.warning(
+            "no API keys configured: every route is open to whoever reaches this server, as "
+            "tenant 'default' (fine on localhost; set server.keys anywhere else)"
+        )
 
     mcp = _mcp_endpoint(served, config, state) if config.mcp else None
 

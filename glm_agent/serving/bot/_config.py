@@ -217,6 +217,10 @@ class SupportConfig(_Strict):
     """Webhook and IM channels."""
     limits: SupportLimits = Field(default_factory=SupportLimits)
     """Per-address rate limits of the customer routes."""
+    retention_days: float | None = Field(default=None, gt=0)
+    """Conversations without activity for this many days are deleted, with their events,
+    tickets, review items and agent session (None: kept until deleted). Expired console tokens
+    and channel de-duplication records older than a day are always removed."""
     demo_reset: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
     """`module:function` (found beside the agent.yaml) that restores a demo's own data, called
     by `glm-agent support reset-demo` before it clears the bot's conversations."""

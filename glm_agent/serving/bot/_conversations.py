@@ -83,10 +83,11 @@ class ConversationLog:
         """Real arguments of calls waiting for a customer's "yes", by conversation (never
         written anywhere: the database keeps them redacted)."""
         self.login_throttle = LoginThrottle()
+        """Failed console logins, per username and address (per worker process)."""
         lim = config.limits
         self.conversation_limiter = AddressLimiter(lim.conversations_per_minute, lim.burst)
         self.message_limiter = AddressLimiter(lim.messages_per_minute, lim.burst)
-        """Failed console logins, per username and address (per worker process)."""
+        self._housekept = 0.0
         self.reload_curated()
 
     # --- conversations -----------------------------------------------------------------------
@@ -99,6 +100,22 @@ class ConversationLog:
                 for r in self.db.curated(self.tenant)
             ]
         )
+
+    async def housekeeping(self, *, force: bool = False) -> list[str]:
+        """Apply the retention settings (at most hourly unless `force`): expired console tokens,
+        old de-duplication records and, with `retention_days`, idle conversations and their
+        agent sessions are deleted; the ids of the conversations deleted."""
+        now = time.time()
+        if not force and now - self._housekept < 3600:
+            return []
+        self._housekept = now
+        ids = self.db.expire(self.tenant, now, self.config.retention_days)
+        for conversation_id in ids:
+            await self.store.delete(self.tenant, conversation_id)
+            self._pending_args.pop(conversation_id, None)
+        if ids:
+            log.info("retention: deleted %d idle conversation(s)", len(ids))
+        return ids
 
     async def create_conversation(
         self,
@@ -118,6 +135,7 @@ class ConversationLog:
             verified: The channel vouches that `customer_id` is the business's customer (a
                 signed webhook configured as trusted): the conversation starts verified.
         """
+        await self.housekeeping()
         token = secrets.token_urlsafe(24)
         now = time.time()
         conv = Conversation(

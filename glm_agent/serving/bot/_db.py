@@ -458,6 +458,39 @@ class BotDB:
         """Whether the tenant has any curated answer."""
         return bool(self._query("SELECT 1 FROM curated WHERE tenant=? LIMIT 1", (tenant,)))
 
+    def expire(self, tenant: str, now: float, idle_days: float | None) -> list[str]:
+        """Housekeeping: drop expired console tokens and de-duplication records older than a
+        day and, with `idle_days`, the conversations idle that long (with their events,
+        tickets, review items); the ids of the conversations deleted."""
+        with self.tx() as db:
+            db.execute("DELETE FROM tokens WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM dedupe WHERE created_at < ?", (now - 86400,))
+            db.execute("DELETE FROM console_events WHERE ts < ?", (now - 7 * 86400,))
+            if idle_days is None:
+                return []
+            cutoff = now - idle_days * 86400
+            ids = [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT id FROM conversations WHERE tenant=? AND updated_at < ?",
+                    (tenant, cutoff),
+                ).fetchall()
+            ]
+            for i in range(0, len(ids), 500):
+                batch = ids[i : i + 500]
+                marks = ",".join("?" * len(batch))
+                for table, column in (
+                    ("events", "conversation_id"),
+                    ("tickets", "conversation_id"),
+                    ("review", "conversation_id"),
+                    ("conversations", "id"),
+                ):
+                    db.execute(
+                        f"DELETE FROM {table} WHERE tenant=? AND {column} IN ({marks})",
+                        (tenant, *batch),
+                    )
+        return ids
+
     def clear_conversations(self, tenant: str) -> int:
         """Delete the tenant's conversations with their events, tickets, review items, channel
         de-duplication and call counts (curated answers and accounts stay); how many
