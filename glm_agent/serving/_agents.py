@@ -19,7 +19,7 @@ from glm_agent.results import RunDone, RunResult
 from glm_agent.serving import _knowledge as kb
 from glm_agent.serving._chat import drain, output_text
 from glm_agent.serving._config import ApiKey
-from glm_agent.serving._deps import State, key_with, sse_response
+from glm_agent.serving._deps import JsonRoute, State, key_with, sse_response
 from glm_agent.serving._errors import HTTPProblem, error_body
 from glm_agent.serving._schema import AgentRunRequest, KnowledgeSearchRequest
 from glm_agent.serving._state import ServerState, guarded_stream, sse
@@ -83,7 +83,7 @@ def _stores(state: ServerState) -> list[SessionStore]:
 RunsKey = Annotated[ApiKey, Security(key_with("runs"))]
 SessionsKey = Annotated[ApiKey, Security(key_with("sessions"))]
 KnowledgeKey = Annotated[ApiKey, Security(key_with("knowledge"))]
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 
 
 @router.get("/v1/agents", tags=["agents"])

@@ -1,19 +1,46 @@
 """What routes get through `Depends`: the server's state, an authenticated API key, the
-support bot. Every router is a module-level `APIRouter`; none closes over app objects."""
+support bot; and `JsonRoute`, the route class of every API router (JSON bodies read by
+`loads_json`). Every router is a module-level `APIRouter`; none closes over app objects."""
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from glm_agent.exceptions import NotFoundError
 from glm_agent.serving._config import ApiKey
+from glm_agent.serving._json import loads_json
 from glm_agent.serving._state import ServerState
 
-__all__ = ["State", "get_state", "get_support", "key_with", "sse_response"]
+__all__ = ["JsonRoute", "State", "get_state", "get_support", "key_with", "sse_response"]
+
+
+class _JsonRequest(Request):
+    """A request whose JSON body is read by `loads_json` (FastAPI turns its errors into the
+    400 "the body is not valid JSON (at character N): ...")."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_strict_json"):
+            self._strict_json = loads_json(await self.body())
+        return self._strict_json
+
+
+class JsonRoute(APIRoute):
+    """The route class of every API router: request bodies that are JSON but not Unicode text (a
+    lone surrogate escape) are refused before any field reaches a route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+
+        return strict
+
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer gak_...`")
 

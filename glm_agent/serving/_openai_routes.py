@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, Response
 from glm_agent.exceptions import NotFoundError
 from glm_agent.serving._chat import chat_completion
 from glm_agent.serving._config import ApiKey
-from glm_agent.serving._deps import State, key_with, sse_response
+from glm_agent.serving._deps import JsonRoute, State, key_with, sse_response
 from glm_agent.serving._errors import HTTPProblem
 from glm_agent.serving._schema import ChatCompletionRequest, EmbeddingRequest
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], route_class=JsonRoute)
 ChatKey = Annotated[ApiKey, Security(key_with("chat"))]
 
 

@@ -4,11 +4,11 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from glm_agent.serving._deps import State
+from glm_agent.serving._deps import JsonRoute, State
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get("/healthz")

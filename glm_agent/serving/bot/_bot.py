@@ -17,6 +17,7 @@ from glm_agent.exceptions import (
     NotFoundError,
 )
 from glm_agent.memory import SessionStore
+from glm_agent.serving._json import loads_json
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import Conversation
 from glm_agent.serving.bot._engine import BotCore
@@ -152,7 +153,7 @@ class SupportBot(BotCore):
         if problem is not None:
             raise AuthenticationError(problem, code="bad_signature")
         try:
-            payload = json.loads(body)
+            payload = loads_json(body)
             event_id, text = str(payload["event_id"]), str(payload["text"])
         except (ValueError, KeyError, TypeError, RecursionError):
             raise InvalidRequestError("the body must be JSON with event_id and text") from None
@@ -249,11 +250,16 @@ class SupportBot(BotCore):
         if cfg.verification_token and token != cfg.verification_token:
             raise AuthenticationError("wrong verification token", code="bad_token")
         if data.get("type") == "url_verification":
-            return {"challenge": data.get("challenge")}
+            challenge = data.get("challenge")
+            if not isinstance(challenge, str) or len(challenge) > _MAX_ID:
+                raise InvalidRequestError("the challenge is not a string", code="bad_event")
+            return {"challenge": challenge}
         if cfg.encrypt_key and signature is None:
             raise AuthenticationError("missing X-Lark-Signature", code="bad_signature")
         header = data.get("header") or {}
-        event_id = str(header.get("event_id") or data.get("uuid") or "")
+        event_id = header.get("event_id") or data.get("uuid") or ""
+        if not isinstance(event_id, str) or len(event_id) > _MAX_ID:
+            raise InvalidRequestError("the event id is not an id", code="bad_event")
         if event_id and not self.db.claim_event(self.tenant, "feishu", event_id):
             return {"duplicate": True}
         if header.get("event_type") != "im.message.receive_v1":
@@ -263,17 +269,19 @@ class SupportBot(BotCore):
         if message.get("message_type") != "text":
             return {}
         try:
-            content = json.loads(message.get("content") or "{}")
+            content = loads_json(message.get("content") or "{}")
             text = str(content.get("text", ""))[:_MAX_TEXT] if isinstance(content, dict) else ""
         except (ValueError, TypeError, RecursionError):
             raise InvalidRequestError("the message content is not JSON", code="bad_event") from None
         sender_ids = (event.get("sender") or {}).get("sender_id") or {}
         sender = sender_ids.get("open_id") if isinstance(sender_ids, dict) else None
-        if sender is not None and (not isinstance(sender, str) or len(sender) > _MAX_ID):
-            raise InvalidRequestError("the sender id is not an id", code="bad_event")
-        conv = await self._channel_conversation(
-            "feishu", None, sender or message.get("chat_id"), chat_id=message.get("chat_id")
-        )
+        chat = message.get("chat_id")
+        for name, value in (("sender id", sender), ("chat id", chat)):
+            if value is not None and (not isinstance(value, str) or len(value) > _MAX_ID):
+                raise InvalidRequestError(f"the {name} is not an id", code="bad_event")
+        if not text.strip():
+            return {}  # nothing to answer (an image's caption, an empty message)
+        conv = await self._channel_conversation("feishu", None, sender or chat, chat_id=chat)
         # Feishu wants an answer within 3 s and retries otherwise: reply out of band.
         task = asyncio.create_task(self.handle(conv.id, text))
         self._tasks.add(task)
@@ -294,22 +302,26 @@ def _feishu_body(body: bytes, encrypt_key: str | None) -> dict[str, Any]:
     """A Feishu event body as a JSON object (decrypted when it is encrypted).
 
     Raises:
-        InvalidRequestError: Anything else: not JSON, too deep, not an object, a bad `encrypt`.
+        InvalidRequestError: Anything else: not JSON (or not Unicode text), too deep, not an
+            object, a bad `encrypt`, a header, event, message or sender that is not an object.
     """
     not_event = InvalidRequestError("the body is not a Feishu event", code="bad_event")
     try:
-        data = json.loads(body)
+        data = loads_json(body)
         if isinstance(data, dict) and "encrypt" in data:
             if not encrypt_key:
                 raise InvalidRequestError("an encrypted event but no encrypt_key is configured")
             if not isinstance(data["encrypt"], str):
                 raise not_event
-            data = json.loads(feishu_decrypt(encrypt_key, data["encrypt"]))
+            data = loads_json(feishu_decrypt(encrypt_key, data["encrypt"]))
     except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
         raise not_event from None
     if not isinstance(data, dict):
         raise not_event
-    for key in ("header", "event"):
-        if key in data and not isinstance(data[key], dict):
-            raise not_event
+    # What the handler reads fields of must be an object (or absent).
+    objects = [data.get("header"), data.get("event")]
+    if isinstance(objects[1], dict):
+        objects += [objects[1].get("message"), objects[1].get("sender")]
+    if any(o is not None and not isinstance(o, dict) for o in objects):
+        raise not_event
     return data

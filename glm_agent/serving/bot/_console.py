@@ -209,8 +209,19 @@ async def close(bot: BotCore, conv: Conversation) -> None:
     bot.console_event("closed", conv)
 
 
+_BOT_TAGS = ("chat_id", "handed_off", "handoff_trigger", "ratings")
+"""Tags the bot keeps itself (where replies go, what happened, the customer's thumbs): summary,
+export, feedback and delivery read them, so a human agent's edit cannot set them."""
+
+
 def set_tags(bot: BotCore, conv: Conversation, tags: dict[str, Any]) -> dict[str, Any]:
     """Merge tags (intent, resolution, csat 1-5, ...) into the conversation's."""
+    for key in _BOT_TAGS:
+        if key in tags:
+            raise InvalidRequestError(
+                f"the tag {key!r} is kept by the bot; tags it keeps: {', '.join(_BOT_TAGS)}",
+                param=key,
+            )
     csat = tags.get("csat")
     if csat is not None and not (isinstance(csat, int | float) and 1 <= csat <= 5):
         raise InvalidRequestError(f"csat must be a number from 1 to 5, got {csat!r}", param="csat")

@@ -5,12 +5,12 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from glm_agent.exceptions import InvalidRequestError
-from glm_agent.serving._deps import get_support, sse_response
+from glm_agent.serving._deps import JsonRoute, get_support, sse_response
 from glm_agent.serving._state import sse
 from glm_agent.serving.bot import _console as console
 from glm_agent.serving.bot import _records as records
@@ -34,6 +34,10 @@ class NewConversation(BaseModel):
 
 Short = Annotated[str, Field(max_length=200)]
 Text = Annotated[str, Field(max_length=4000)]
+_MAX_ROW = 2**63 - 1
+"""SQLite's largest integer: a larger id or event number would crash the query, not miss."""
+RowId = Annotated[int, Path(ge=0, le=_MAX_ROW)]
+After = Annotated[int | None, Query(ge=0, le=_MAX_ROW)]
 
 
 class NewMessage(BaseModel):
@@ -115,7 +119,7 @@ def _sse(event: dict[str, Any]) -> str:
     return sse(event, event=event["type"], id=seq)
 
 
-router = APIRouter()
+router = APIRouter(route_class=JsonRoute)
 Bot = Annotated[SupportBot, Depends(get_support)]
 
 
@@ -180,7 +184,7 @@ async def events(
     bot: Bot,
     request: Request,
     conv: Annotated[Any, Depends(customer)],
-    after: int | None = Query(default=None),
+    after: After = None,
     last_event_id: str | None = Header(default=None),
 ) -> Any:
     start = after if after is not None else _event_id(last_event_id, 0)
@@ -323,7 +327,7 @@ async def console_events(
     bot: Bot,
     request: Request,
     agent: Annotated[str, Depends(agent_name)],
-    after: int | None = Query(default=None),
+    after: After = None,
     last_event_id: str | None = Header(default=None),
 ) -> Any:
     start = after if after is not None else _event_id(last_event_id, bot.db.last_console_seq())
@@ -361,14 +365,14 @@ async def curated_add(
 
 @router.put("/v1/console/curated/{answer_id}")
 async def curated_put(
-    bot: Bot, answer_id: int, body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
+    bot: Bot, answer_id: RowId, body: CuratedBody, agent: Annotated[str, Depends(agent_name)]
 ) -> dict[str, Any]:
     return {"id": console.curated_save(bot, body.question, body.answer, body.variants, answer_id)}
 
 
 @router.delete("/v1/console/curated/{answer_id}")
 async def curated_del(
-    bot: Bot, answer_id: int, agent: Annotated[str, Depends(agent_name)]
+    bot: Bot, answer_id: RowId, agent: Annotated[str, Depends(agent_name)]
 ) -> dict[str, Any]:
     console.curated_delete(bot, answer_id)
     return {"ok": True}
@@ -383,7 +387,7 @@ async def review(
 
 @router.post("/v1/console/review/{review_id}/promote")
 async def promote(
-    bot: Bot, review_id: int, body: PromoteBody, agent: Annotated[str, Depends(agent_name)]
+    bot: Bot, review_id: RowId, body: PromoteBody, agent: Annotated[str, Depends(agent_name)]
 ) -> dict[str, Any]:
     return {
         "curated_id": console.review_promote(

@@ -58,7 +58,9 @@ def verify_webhook(
         return "X-Timestamp is not a number of seconds"
     if abs((now if now is not None else time.time()) - ts) > max_skew:
         return f"X-Timestamp is more than {max_skew:g} s away from the server's clock"
-    if not hmac.compare_digest(sign_webhook(secret, body, timestamp), signature):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header can hold.
+    want = sign_webhook(secret, body, timestamp).encode()
+    if not hmac.compare_digest(want, signature.encode("utf-8", "surrogatepass")):
         return "X-Signature does not match the timestamp and body"
     return None
 
@@ -79,8 +81,14 @@ def _cipher(key: str, iv: bytes) -> Any:
 
 
 def feishu_decrypt(encrypt_key: str, encrypted: str) -> str:
-    """Decrypt a Feishu `encrypt` field: AES-256-CBC, key sha256(encrypt key), IV first 16 bytes."""
+    """Decrypt a Feishu `encrypt` field: AES-256-CBC, key sha256(encrypt key), IV first 16 bytes.
+
+    Raises:
+        ValueError: Not base64, not an IV and whole blocks, or bad padding (a wrong key).
+    """
     raw = base64.b64decode(encrypted)
+    if len(raw) < 32 or len(raw) % 16:
+        raise ValueError("the encrypted body is not an IV and whole AES blocks")
     decryptor = _cipher(encrypt_key, raw[:16]).decryptor()
     padded = decryptor.update(raw[16:]) + decryptor.finalize()
     pad = padded[-1]
