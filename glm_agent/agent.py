@@ -22,8 +22,10 @@ from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
 from glm_agent._run_span import text_redactor, traced_run
 from glm_agent._sync_bridge import iterate_sync, run_sync
+from glm_agent._user_input import Prompt, user_message
 from glm_agent.approval import Approval, ApprovalHandler
 from glm_agent.exceptions import UserError
+from glm_agent.media import DEFAULT_LIMITS, MediaLimits
 from glm_agent.memory import (
     ContextWindow,
     ConversationMemory,
@@ -32,14 +34,14 @@ from glm_agent.memory import (
     estimate_tokens,
     open_store,
 )
-from glm_agent.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from glm_agent.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
 from glm_agent.settings import ModelSettings
 from glm_agent.tools import Identity, PolicyState, RunContext, Tool, ToolRegistry, ToolSource
 
-__all__ = ["Agent", "AgentRun", "RunOptions"]
+__all__ = ["Agent", "AgentRun", "Prompt", "RunOptions"]
 
 OutputT = TypeVar("OutputT")
 
@@ -153,6 +155,8 @@ class Agent(Generic[OutputT]):
         long_term_memory: Facts about customers, kept across sessions; the model gets
             `remember` and `recall` tools scoped to the run's customer (`metadata["customer_id"]`,
             else the session id).
+        media_limits: Size, type and count limits for images in a prompt (default:
+            `MediaLimits()`: 5 MB, PNG / JPEG / GIF / WebP, 8 per message).
         name: The agent's name (for servers and logs).
     """
 
@@ -174,9 +178,11 @@ class Agent(Generic[OutputT]):
         knowledge: Any = None,
         knowledge_mode: Literal["tool", "context"] = "tool",
         long_term_memory: LongTermMemory | None = None,
+        media_limits: MediaLimits = DEFAULT_LIMITS,
         name: str = "agent",
     ) -> None:
         self.model = _resolve_model(model)
+        self.media_limits = media_limits
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.system_prompt = system_prompt
         self.output_type = output_type
@@ -212,7 +218,7 @@ class Agent(Generic[OutputT]):
     # --- running ---------------------------------------------------------------------------
 
     def iter(
-        self, prompt: str | None = None, *, stream: bool = False, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, *, stream: bool = False, **options: Unpack[RunOptions]
     ) -> AgentRun[OutputT]:
         """One run, stepped through: an async iterator of typed events, ending with `RunDone`.
 
@@ -231,7 +237,10 @@ class Agent(Generic[OutputT]):
         `message_history=result.messages`, and `prompt=None`.
 
         Args:
-            prompt: The user's message (None to resume a deferred run).
+            prompt: The user's message (None to resume a deferred run): text, a `UserMessage`,
+                or content parts with images (`[TextPart(...), ImagePart.from_bytes(jpeg)]`,
+                or OpenAI part dicts); images are checked against `media_limits` and the
+                model's `media` before anything runs (`MediaError`).
             stream: Stream the model: its text, reasoning and tool-call deltas are yielded as
                 they come (otherwise each turn arrives whole, as a `ModelResponseEvent`).
             **options: See `RunOptions`.
@@ -252,7 +261,7 @@ class Agent(Generic[OutputT]):
         return AgentRun(events)
 
     async def arun(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> RunResult[OutputT]:
         """Run the agent until it answers (see `iter` and `RunOptions`).
 
@@ -265,12 +274,14 @@ class Agent(Generic[OutputT]):
         assert run.result is not None  # a run that ends without raising ends with RunDone
         return run.result
 
-    def run(self, prompt: str | None = None, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+    def run(
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
+    ) -> RunResult[OutputT]:
         """Blocking form of `arun` (on glm-agent's shared sync bridge)."""
         return run_sync(self.arun(prompt, **options))
 
     async def astream(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> AsyncIterator[AgentStreamEvent]:
         """Run the agent with the model streamed, yielding each event; the last is `RunDone`.
 
@@ -281,13 +292,13 @@ class Agent(Generic[OutputT]):
                 yield event
 
     def stream(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> Iterator[AgentStreamEvent]:
         """Blocking form of `astream`: events are yielded as they happen."""
         yield from iterate_sync(self.astream(prompt, **options))
 
     async def _events(
-        self, prompt: str | None, stream: bool, options: RunOptions
+        self, prompt: Prompt | None, stream: bool, options: RunOptions
     ) -> AsyncGenerator[AgentStreamEvent, None]:
         session_id = options.get("session_id")
         history = options.get("message_history")
@@ -346,7 +357,7 @@ class Agent(Generic[OutputT]):
                     )
             yield event
 
-    async def _new_messages(self, prompt: str | None, ctx: RunContext[Any]) -> list[Message]:
+    async def _new_messages(self, prompt: Prompt | None, ctx: RunContext[Any]) -> list[Message]:
         """This run's own messages: retrieved knowledge (in `context` mode), the user's turn.
 
         Knowledge context goes in one place for every run, right before the question it was
@@ -355,12 +366,14 @@ class Agent(Generic[OutputT]):
         """
         if prompt is None:
             return []
+        model = self.model
+        user = user_message(prompt, self.media_limits, model.media, model.name)
         new: list[Message] = []
-        if self.knowledge is not None and self.knowledge_mode == "context":
+        if self.knowledge is not None and self.knowledge_mode == "context" and user.text.strip():
             new, ctx.metadata["citations"] = await knowledge_context(
-                self.knowledge, prompt, tenant=ctx.tenant
+                self.knowledge, user.text, tenant=ctx.tenant
             )
-        return [*new, UserMessage(content=prompt)]
+        return [*new, user]
 
     def _definition_tokens(self, window: ContextWindow) -> int:
         """What the tool definitions take of the prompt (templates render them as JSON)."""
@@ -417,6 +430,7 @@ class Agent(Generic[OutputT]):
                 reserve_output=reserve,
                 count_tokens=count if callable(count) else estimate_tokens,
                 summarize=self._summarize,
+                count_media=model.count_media_tokens,
             )
         return self._window
 
@@ -424,7 +438,10 @@ class Agent(Generic[OutputT]):
         """A summary of `messages` (and the previous summary) written by the agent's model."""
         lines = [f"Previous summary: {previous}"] if previous else []
         for m in messages:
-            text = m.content or ""
+            if isinstance(m, UserMessage | ToolMessage):
+                text = m.text + " [image]" * len(m.media)  # the summary keeps that there was one
+            else:
+                text = m.content or ""
             if isinstance(m, AssistantMessage) and m.tool_calls:
                 text += " ".join(f"[called {c.name}({c.arguments})]" for c in m.tool_calls)
             lines.append(f"{m.role}: {text}")

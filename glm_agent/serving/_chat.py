@@ -119,7 +119,7 @@ async def chat_completion(
 
 def _agent_inputs(
     served: ServedAgent, req: ChatCompletionRequest, session_id: str | None
-) -> tuple[str, list[Message] | None]:
+) -> tuple[UserMessage, list[Message] | None]:
     msgs = _messages(req)
     last = msgs[-1]
     if not isinstance(last, UserMessage):
@@ -128,7 +128,7 @@ def _agent_inputs(
         )
     if session_id is not None and served.agent.memory is not None:
         # The server holds the conversation: the client's copy of it is not replayed.
-        return last.content, None
+        return last, None
     history = msgs[:-1]
     if pending_calls(history):
         # An agent's tools run here, on the model's calls, never on calls a client wrote.
@@ -138,7 +138,7 @@ def _agent_inputs(
             "conversation without them",
             param="messages",
         )
-    return last.content, history
+    return last, history
 
 
 async def _agent_completion(

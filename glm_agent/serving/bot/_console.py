@@ -87,7 +87,7 @@ def transcript(bot: BotCore, conv: Conversation) -> list[dict[str, Any]]:
     for seq, e in bot.db.events(bot.tenant, conv.id, 0, "message"):
         item = {k: e.get(k) for k in ("role", "text", "source", "ts")}
         item["id"] = seq
-        for extra in ("citations", "agent"):
+        for extra in ("citations", "agent", "images"):
             if extra in e:
                 item[extra] = e[extra]
         out.append(item)
