@@ -18,13 +18,15 @@ from glm_agent.messages import (
     ContentPart,
     ImagePart,
     MediaPart,
+    Message,
     TextPart,
+    ToolMessage,
     UserMessage,
     VideoPart,
     content_text,
 )
 
-__all__ = ["Prompt", "check_media", "user_message"]
+__all__ = ["Prompt", "check_media", "checked_messages", "user_message"]
 
 Prompt: TypeAlias = str | UserMessage | Sequence[ContentPart | Mapping[str, Any]]
 """What a run takes as the user's message: text, a message, or content parts."""
@@ -96,3 +98,23 @@ def user_message(
     parts = tuple(_measured(p, limits) if isinstance(p, ImagePart) else p for p in content)
     check_media([p for p in parts if isinstance(p, ImagePart | VideoPart)], reads, model)
     return UserMessage(content=parts)
+
+
+def checked_messages(
+    messages: Sequence[Message], limits: MediaLimits, reads: tuple[str, ...] | None, model: str
+) -> list[Message]:
+    """A conversation a client sent (the OpenAI-compatible API), its images checked as a
+    prompt's are: limits, count per message, what the model reads; `data:` images measured.
+
+    Raises:
+        MediaError: as `user_message`.
+    """
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, UserMessage):
+            m = user_message(m, limits, reads, model)
+        elif isinstance(m, ToolMessage) and m.media:
+            measured = user_message(UserMessage(content=m.content), limits, reads, model)
+            m = m.model_copy(update={"content": measured.content})
+        out.append(m)
+    return out

@@ -31,7 +31,8 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who wrote it."""
     content: str | list[dict[str, Any]] | None = None
-    """Text, or OpenAI content parts (the text parts are kept)."""
+    """Text, or OpenAI content parts: `text` anywhere, `image_url` (http(s) or base64 `data:`
+    URLs) and `video_url` in user and tool messages."""
     name: str | None = None
     """Optional author name."""
     tool_calls: list[dict[str, Any]] | None = None

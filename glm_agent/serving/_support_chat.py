@@ -4,7 +4,8 @@ The server holds the conversation: the session (`X-Session-Id`, else OpenAI's `u
 and only the last user message of the request is taken (a client's copy of the history, and any
 tool calls in it, are never replayed); it may carry photos as `image_url` parts with base64
 `data:` URLs, which go through the same checks and storage as the widget's. Each reply is the
-bot's messages joined, in the customer's language. What the pipeline did is in the message's `glm_agent` field:
+bot's messages joined, in the customer's language. What the pipeline did is in the message's
+`glm_agent` field:
 
 ```json
 {"role": "assistant", "content": "请确认：取消订单 SO10001。回复“确认”继续……",
