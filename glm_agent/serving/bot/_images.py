@@ -35,7 +35,7 @@ def accepts_images(config: ImagesConfig, model: Any) -> bool:
 
 def image_problem(code: str, lang: str, config: ImagesConfig) -> str:
     """What the customer reads when a photo cannot be taken (by `MediaError.code`)."""
-    mb = f"{config.max_bytes / 2**20:g} MB"
+    mb = _size(config.max_bytes)
     n = config.max_per_message
     texts = {
         "model_without_vision": (
@@ -65,6 +65,13 @@ def image_problem(code: str, lang: str, config: ImagesConfig) -> str:
         ("这张图片无法打开，请换一张试试。", "That photo could not be opened. Please try another."),
     )
     return en if lang == "en" else zh
+
+
+def _size(n: int) -> str:
+    """A size as a customer reads it: `2 MB`, `1.5 MB`, `500 KB`."""
+    if n >= 2**20:
+        return f"{round(n / 2**20, 1):g} MB"
+    return f"{max(1, round(n / 1024))} KB"
 
 
 def _refuse(code: str, lang: str, config: ImagesConfig) -> MediaError:
