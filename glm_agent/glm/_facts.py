@@ -292,6 +292,8 @@ _MODEL_TYPES: dict[str, Family] = {
     "glm5_next": "glm53",
 }
 
+_VISION_TYPES = frozenset({"glm4v", "glm4v_moe", "glm46v", "glm5_next"})
+
 _NAME_RULES: tuple[tuple[re.Pattern[str], Family], ...] = (
     (re.compile(r"chatglm3"), "chatglm3"),
     (re.compile(r"glm-?z1|0414"), "glm4-0414"),
@@ -320,6 +322,9 @@ def family_for_model(name: str, model_type: str | None = None) -> Family:
     """
     if name in _BY_NAME:
         return _BY_NAME[name].name
+    if model_type and model_type.lower() in _VISION_TYPES:
+        # A vision architecture says more than a name: "glm4v-run3" is not glm-4-9b-chat.
+        return _MODEL_TYPES[model_type.lower()]
     base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
     if base in _MODEL_TYPES and model_type is None:  # a bare model_type given as the name
         return _MODEL_TYPES[base]
@@ -335,7 +340,6 @@ def family_for_model(name: str, model_type: str | None = None) -> Family:
     )
 
 
-_VISION_MODEL_TYPES = frozenset({"glm4v", "glm4v_moe", "glm46v", "glm5_next"})
 # glm-4v(-plus, -flash, -9b), GLM-4.1V, GLM-4.5V, GLM-4.6V(-Flash)
 _VISION_NAME = re.compile(r"glm-?4(?:[._]?[156])?v")
 
@@ -347,7 +351,7 @@ def facts_for_model(name: str, model_type: str | None = None) -> FamilyFacts:
     image format)."""
     facts = get_facts(family_for_model(name, model_type))
     base = name.lower()
-    vision = (model_type or "").lower() in _VISION_MODEL_TYPES or _VISION_NAME.search(base)
+    vision = (model_type or "").lower() in _VISION_TYPES or _VISION_NAME.search(base)
     if vision and not facts.media:
         facts = replace(facts, media=("image", "video"))
     if base.rstrip("/").endswith("-1m") or "-1m/" in base:
