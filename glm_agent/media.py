@@ -256,9 +256,11 @@ def estimate_image_tokens(width: int | None, height: int | None) -> int:
     """Prompt tokens an image costs when the model's own count is not at hand.
 
     GLM's vision processors cut an image into 14-pixel patches merged 2x2, so one token
-    covers about 28x28 pixels, within 112x112 and about 11.8 megapixels; two more tokens open
-    and close the image. An image of unknown size counts as 1024x1024 (1,340 tokens).
+    covers about 28x28 pixels, within about 6,300 pixels and 5.9 megapixels (GLM-4.1V's
+    processor limits, which count an image twice, as two temporal frames); two more tokens
+    open and close the image. An image of unknown size counts as 1024x1024 (1,340 tokens).
+    `benchmarks/image_tokens.py` compares it with the processors.
     """
     w, h = width or 1024, height or 1024
-    pixels = min(max(w * h, 112 * 112), 28 * 28 * 15000)
+    pixels = min(max(w * h, 112 * 112 // 2), 28 * 28 * 15000 // 2)
     return math.ceil(pixels / (28 * 28)) + 2

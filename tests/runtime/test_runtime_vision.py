@@ -37,6 +37,14 @@ pytestmark = pytest.mark.shared
 Image = pytest.importorskip("PIL.Image")
 
 VISION_TYPES = ("glm4v", "glm4v_moe", "glm46v")
+# (Not imported from conftest: `from conftest import` picks whichever folder's was loaded last.)
+GLM4_TOKENIZER = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "glm"
+    / "glm-4-9b-chat"
+    / "tokenizer.model"
+)
 GREEDY = ModelSettings(temperature=0, max_tokens=6)
 
 
@@ -49,8 +57,6 @@ def png(width: int, height: int, color: tuple[int, int, int] = (200, 30, 30)) ->
 @pytest.fixture(scope="module")
 def vision_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """A tiny vision checkpoint of a model type, built once per module."""
-    from conftest import GLM4_TOKENIZER
-
     if not GLM4_TOKENIZER.is_file():
         pytest.skip(f"needs the GLM-4 tokenizer at {GLM4_TOKENIZER}")
     from glm_agent.runtime import tiny_glm
