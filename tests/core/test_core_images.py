@@ -237,3 +237,35 @@ def test_the_budget_counts_image_tokens() -> None:
     default = ContextWindow(max_tokens=100_000, reserve_output=100)
     sized = ImagePart(image_url=ImageURL(url="https://x/a.png"), width=1120, height=560)
     assert default.message_tokens(UserMessage(content=(sized,))) == 4 + 800 + 2
+
+
+def test_a_tool_can_return_a_photo() -> None:
+    from glm_agent import tool
+    from glm_agent.messages import ToolCall
+
+    depot = encode(48, 36, "PNG")
+
+    @tool
+    def parcel_photo(order_id: str) -> list[Any]:
+        """The depot's photo of a parcel.
+
+        Args:
+            order_id: The order number.
+        """
+        return [f"parcel {order_id} at the depot:", ImagePart.from_bytes(depot)]
+
+    def model(messages: list[Message], info: AgentInfo) -> AssistantMessage | str:
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            sizes = [f"{p.width}x{p.height}" for p in last.media if isinstance(p, ImagePart)]
+            return f"{last.text} {sizes}"
+        call = ToolCall.from_args("parcel_photo", {"order_id": "A-1"})
+        return AssistantMessage(tool_calls=(call,))
+
+    result = Agent(FunctionModel(model), tools=[parcel_photo]).run("show me")
+    assert result.output == "parcel A-1 at the depot: ['48x36']"
+    assert result.tool_calls[0].media[0].width == 48
+    blind = Agent(FunctionModel(model, media=()), tools=[parcel_photo]).run("show me")
+    assert blind.output == (
+        "parcel A-1 at the depot:\n(1 image(s) returned, not shown: this model reads no images) []"
+    )

@@ -196,3 +196,27 @@ def test_a_text_checkpoint_refuses_images_up_front(tiny_glm_dir: Path) -> None:
             Agent(text).run([TextPart(text="x"), ImagePart.from_bytes(png(8, 8))])
     finally:
         text.batcher.close()
+
+
+@pytest.mark.parametrize("model_type", ["glm4v_moe", "glm46v"])
+def test_glm45v_reads_images_in_tool_results(models: dict[str, LocalGLM], model_type: str) -> None:
+    from glm_agent.messages import AssistantMessage, ToolCall, ToolMessage
+
+    m = models[model_type]
+    call = ToolCall(id="c1", name="parcel_photo", arguments='{"order_id": "A-1"}')
+    mine, depot = ImagePart.from_bytes(png(64, 48)), ImagePart.from_bytes(png(120, 90))
+    turns = [
+        UserMessage(content=(TextPart(text="mine: "), mine)),
+        AssistantMessage(tool_calls=(call,)),
+        ToolMessage(content=(TextPart(text="depot: "), depot), tool_call_id="c1"),
+    ]
+    both = m.request_sync(turns, settings=GREEDY)
+    # Both images are in the prompt, in order, each with as many tokens as counted.
+    from glm_agent.models._local_vision import conversation_images
+
+    ids = m.tokenizer.encode_prompt(m.format.render(turns))
+    assert ids.count(m.image_token_id) == 2  # one placeholder per image before expansion
+    vp = vision_prompt(ids, conversation_images(turns), m.image_processor, m.image_token_id)
+    image = [m.count_media_tokens(p) - 2 for p in (mine, depot)]
+    assert vp.ids.count(m.image_token_id) == sum(image) == 12 + 12
+    assert both.usage.input_tokens == len(vp)
