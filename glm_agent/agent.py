@@ -13,14 +13,15 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from types import TracebackType
 from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack, overload
 
 from glm_agent import tracing
+from glm_agent._agent_run import AgentRun
 from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
 from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
 from glm_agent._run_span import text_redactor, traced_run
+from glm_agent._summary import summarize
 from glm_agent._sync_bridge import iterate_sync, run_sync
 from glm_agent._user_input import Prompt, user_message
 from glm_agent.approval import Approval, ApprovalHandler
@@ -34,7 +35,7 @@ from glm_agent.memory import (
     estimate_tokens,
     open_store,
 )
-from glm_agent.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+from glm_agent.messages import Message, SystemMessage
 from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
@@ -46,11 +47,6 @@ __all__ = ["Agent", "AgentRun", "Prompt", "RunOptions"]
 OutputT = TypeVar("OutputT")
 
 DEFAULT_TENANT = "default"
-SUMMARY_PROMPT = (
-    "Summarise this customer-service conversation for the agent who continues it: the "
-    "customer's identity and goals, facts and decisions so far, open questions. Be brief and "
-    "keep ids, amounts and dates exactly."
-)
 
 
 class RunOptions(TypedDict, total=False):
@@ -78,43 +74,6 @@ class RunOptions(TypedDict, total=False):
     """The verified customer the run acts for, when the door knows one (a signed channel, an
     earlier verification in the conversation). Tools with `requires_identity` need it; a tool
     with `verifies_identity` sets it during the run (`RunResult.identity`)."""
-
-
-class AgentRun(Generic[OutputT]):
-    """One run of an agent, as an async iterator of typed events (`Agent.iter`).
-
-    Use it with `async with` so that leaving early closes the run: a run left before its
-    `RunDone` stores nothing and calls the model no more.
-    """
-
-    def __init__(self, events: AsyncGenerator[AgentStreamEvent, None]) -> None:
-        self._events = events
-        self.result: RunResult[OutputT] | None = None
-        """The result, once `RunDone` has been yielded."""
-
-    def __aiter__(self) -> AgentRun[OutputT]:
-        return self
-
-    async def __anext__(self) -> AgentStreamEvent:
-        event = await self._events.__anext__()
-        if isinstance(event, RunDone):
-            self.result = event.result
-        return event
-
-    async def aclose(self) -> None:
-        """Stop the run here (between events); nothing more runs and nothing is stored."""
-        await self._events.aclose()
-
-    async def __aenter__(self) -> AgentRun[OutputT]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _resolve_model(model: ChatModel | str) -> ChatModel:
@@ -436,19 +395,7 @@ class Agent(Generic[OutputT]):
 
     async def _summarize(self, messages: list[Message], previous: str | None) -> str:
         """A summary of `messages` (and the previous summary) written by the agent's model."""
-        lines = [f"Previous summary: {previous}"] if previous else []
-        for m in messages:
-            if isinstance(m, UserMessage | ToolMessage):
-                text = m.text + " [image]" * len(m.media)  # the summary keeps that there was one
-            else:
-                text = m.content or ""
-            if isinstance(m, AssistantMessage) and m.tool_calls:
-                text += " ".join(f"[called {c.name}({c.arguments})]" for c in m.tool_calls)
-            lines.append(f"{m.role}: {text}")
-        response = await self.model.request(
-            [SystemMessage(content=SUMMARY_PROMPT), UserMessage(content="\n".join(lines))]
-        )
-        return (response.message.content or "").strip()
+        return await summarize(self.model, messages, previous)
 
     async def aclose(self) -> None:
         """Release what the agent holds: tool HTTP pools and MCP servers, the model's
