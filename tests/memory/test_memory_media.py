@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,28 @@ def test_the_size_limit_is_a_store_option(store_url: str) -> None:
     asyncio.run(scenario())
     with pytest.raises(UserError, match="max_media_bytes must be a number of bytes >= 1024"):
         open_store(f"{store_url}{sep}max_media_bytes=12")
+
+
+def test_the_cli_shows_a_photo_as_a_reference(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from glm_agent.cli._memory import app
+    from glm_agent.media import media_ref
+    from glm_agent.messages import ImagePart, ImageURL, TextPart
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    async def store_a_photo() -> str:
+        store = open_store(url)
+        try:
+            info = await store.put_media("acme", "s1", png())
+            photo = ImagePart(image_url=ImageURL(url=media_ref(info.sha256)), width=40, height=30)
+            await store.append("acme", "s1", [UserMessage(content=(TextPart(text="look"), photo))])
+            return info.sha256
+        finally:
+            await store.aclose()
+
+    digest = asyncio.run(store_a_photo())
+    shown = CliRunner().invoke(app, ["show", "s1", "--store", url, "--tenant", "acme"])
+    assert shown.exit_code == 0, shown.output
+    assert f"[user] look [image 40x30 media:{digest}]" in shown.output
