@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from glm_agent._parts import part_from_openai
-from glm_agent.exceptions import MediaError
+from glm_agent.exceptions import MediaError, UserError
 from glm_agent.media import MediaLimits, check_image, parse_data_url
 from glm_agent.messages import (
     ContentPart,
@@ -76,17 +76,22 @@ def user_message(
     Raises:
         MediaError: too many images, one too large or of a type not taken, or a model that
             reads none.
-        ValueError: a malformed part (an unknown type, a bad URL).
+        UserError: a malformed part (an unknown type, a bad URL).
     """
     if isinstance(prompt, str):
         return UserMessage(content=prompt)
     if isinstance(prompt, UserMessage):
         content = prompt.content
     else:
-        content = tuple(
-            p if isinstance(p, TextPart | ImagePart | VideoPart) else part_from_openai(p, "prompt")
-            for p in prompt
-        )
+        try:
+            content = tuple(
+                p
+                if isinstance(p, TextPart | ImagePart | VideoPart)
+                else part_from_openai(p, "prompt")
+                for p in prompt
+            )
+        except ValueError as e:  # pydantic's ValidationError too
+            raise UserError(f"bad prompt: {e}") from None
     if isinstance(content, str) or not any(isinstance(p, MediaPart) for p in content):
         return UserMessage(content=content_text(content))
     images = sum(isinstance(p, ImagePart) for p in content)

@@ -100,3 +100,20 @@ def test_refusals_name_what_was_wrong(urls: tuple[str, Path]) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         ask(client, "vision", [{"type": "input_audio", "input_audio": {"data": ""}}])
     assert "content part type 'input_audio' is not taken" in str(e.value)
+
+
+def test_the_agent_api_takes_parts_too(urls: tuple[str, Path]) -> None:
+    import httpx
+
+    url, _ = urls
+    photo = {"type": "image_url", "image_url": {"url": jpeg_url(40, 30)}}
+    with httpx.Client(base_url=url, timeout=20) as client:
+        r = client.post(
+            "/v1/agents/vision/runs",
+            json={"input": [{"type": "text", "text": "this?"}, photo], "session_id": "r1"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["output"] == "this?['40x30 bytes']"
+        bad = client.post("/v1/agents/vision/runs", json={"input": [{"type": "file"}]})
+        assert bad.status_code == 400
+        assert "content part type 'file' is not taken" in bad.json()["error"]["message"]
