@@ -57,8 +57,10 @@ def _fill(text: str, values: dict[str, Any]) -> str:
         def __missing__(self, key: str) -> str:
             return "{" + key + "}"
 
+    # 2445.0 yuan reads as 2445 yuan: a whole amount is shown whole.
+    shown = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in values.items()}
     try:
-        return text.format_map(Keep(values))
+        return text.format_map(Keep(shown))
     except (ValueError, IndexError):
         return text
 

@@ -18,6 +18,8 @@ from glm_agent.evals._transcript import Conversation, Passage, Reply, ToolUse, T
 __all__ = ["Check", "expectation_checks", "policy_violations", "reward"]
 
 _UNCALLED = ("unknown_tool", "invalid_arguments")
+_STOPPED = ("denied", "rejected", "deferred", "review")
+"""Calls that reached no tool: a policy, the customer or a human held them back."""
 
 
 @dataclass
@@ -210,7 +212,7 @@ def policy_violations(rules: Sequence[PolicyRule], conv: Conversation) -> list[s
             for c in calls:
                 if c.name in r.by and c.status == "ok":
                     break
-                if c.name in r.tools:
+                if c.name in r.tools and c.status not in _STOPPED:
                     out.append(
                         f"identify_before: {_call_text(c)} before the customer was identified"
                     )

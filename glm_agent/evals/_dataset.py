@@ -179,7 +179,8 @@ class CaseSpec(_Strict):
     tags: list[str] = Field(default_factory=list)
     """Labels to select cases by (`--tag`) and to group results."""
     locale: str | None = None
-    """`zh` or `en` (informational; the bot detects it)."""
+    """`zh` or `en`: with `target: bot`, the conversation's language until the customer's
+    messages show one (the widget passes the browser's); the bot follows each message's."""
     turns: list[str | Turn] = Field(default_factory=list)
     """Fixed customer messages, in order."""
     user: UserSpec | None = None

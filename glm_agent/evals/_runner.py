@@ -92,7 +92,7 @@ class _CaseRunner:
             deps = self.env.deps(case) if hasattr(self.env, "deps") else None
             session: Session
             if self.target is not None:
-                session = await self.target.session(f"eval-{case.id}")
+                session = await self.target.session(f"eval-{case.id}", case.locale)
             else:
                 session = AgentSession(
                     self.agent,

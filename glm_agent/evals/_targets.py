@@ -199,9 +199,10 @@ class BotTarget:
         """Close the bot's database."""
         self.bot.close()
 
-    async def session(self, customer_id: str) -> BotSession:
-        """A new web conversation of customer `customer_id`."""
-        conv, _, _ = await self.bot.create_conversation("web", customer_id)
+    async def session(self, customer_id: str, locale: str | None = None) -> BotSession:
+        """A new web conversation of customer `customer_id`, in `locale` (`zh`/`en`) until the
+        customer's messages show a language (as the widget passes the browser's)."""
+        conv, _, _ = await self.bot.create_conversation("web", customer_id, locale)
         return BotSession(self, conv.id)
 
 

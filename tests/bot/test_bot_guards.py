@@ -181,6 +181,15 @@ def test_offline_model_rules() -> None:
     assert zh == "订单 SO10001 的状态是「待发货」。"
     en = reply([UserMessage(content="order SO10001?"), result], info)
     assert en == "Order SO10001 is pending."
+    # A message with no language of its own (an order number, a phone) keeps the conversation's.
+    asked, verifying = UserMessage(content="where is my order?"), UserMessage(content="SO10001")
+    assert reply([asked, verifying, result], info) == "Order SO10001 is pending."
+    assert reply([verifying, result], info) == "订单 SO10001 的状态是「待发货」。"
+    # A question about an order's delivery with its number is a lookup, not a policy question.
+    asks = ("我的订单 SO10003 怎么还没到", "so10033 这个订单签收了吗", "was SO10004 delivered?")
+    for text in asks:
+        call = reply([UserMessage(content=text)], info)
+        assert isinstance(call, AssistantMessage) and call.tool_calls[0].name == "lookup_order"
     ctx = SystemMessage(
         content="<context>\nx\n\n[1] FAQ (faq.md)\nShipping is free over 99 yuan.\n"
         "\n[2] Other (o.md)\nUnrelated text.\n</context>"

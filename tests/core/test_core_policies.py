@@ -222,7 +222,7 @@ def test_argument_rules_and_per_customer_limits() -> None:
 def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
     (tmp_path / "policy_test_tools.py").write_text(
         "def order_facts(order_id):\n"
-        "    return {'customer_id': 'C1' if order_id == 'SO1' else 'C2', 'total': 3000}\n"
+        "    return {'customer_id': 'C1' if order_id == 'SO1' else 'C2', 'total': 3000.0}\n"
         "def refund(order_id: str) -> str:\n"
         '    """Refund.\n\n    Args:\n        order_id: Order.\n    """\n'
         "    return 'refunded'\n",
@@ -240,7 +240,7 @@ def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
         "      rules:\n"
         "        - if: facts.total > 2000\n"
         "          then: review\n"
-        "          say: {en: 'A colleague reviews {order_id}.'}\n"
+        "          say: {en: 'A colleague reviews {order_id} ({total} yuan).'}\n"
         "    templates:\n"
         "      confirm: {zh: '确认为订单 {order_id} 退款？', en: 'Refund order {order_id}?'}\n",
         encoding="utf-8",
@@ -253,7 +253,9 @@ def test_policies_from_a_yaml_registry(tmp_path: Path) -> None:
     )
     result = agent.run("refund", identity=Identity("C1", "channel:test"))
     review = json.loads(result.tool_calls[0].content)
-    assert result.status == "review" and review["say"] == {"en": "A colleague reviews SO1."}
+    assert result.status == "review" and review["say"] == {
+        "en": "A colleague reviews SO1 (3000 yuan)."  # a whole amount shown whole
+    }
     (tmp_path / "bad.yaml").write_text(
         "version: 1\ntools:\n  - name: refund\n    python: policy_test_tools:refund\n"
         "    policy:\n      rules: [{if: total is big, then: review}]\n",

@@ -196,6 +196,8 @@ def test_policy_rules() -> None:
     failed_auth = ToolUse("find_user", {}, "error", "not found")
     ok_auth = ToolUse("find_user", {}, "ok", "u1")
     assert policy_violations([who], conversation(TurnResult("q", tools=[failed_auth, CANCEL])))
+    held = ToolUse("cancel_order", {"order_id": "SO10001"}, "denied", "identity required")
+    assert policy_violations([who], conversation(TurnResult("q", tools=[held]))) == []
     assert (
         policy_violations(
             [who], conversation(TurnResult("q", tools=[failed_auth, ok_auth, CANCEL]))

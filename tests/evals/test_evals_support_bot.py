@@ -21,9 +21,12 @@ HANDOFF_CASES = {
     "handoff-request-en",
     "handoff-representative-en",
     "handoff-complaint-zh",
+    "handoff-12315-zh",
     "handoff-lawyer-en",
-    "handoff-big-refund-zh",
+    "handoff-after-failures-zh",
     "lookup-then-handoff-zh",
+    "return-review-zh",
+    "return-review-en",
 }
 
 
@@ -42,7 +45,9 @@ def outcome(report: EvalReport, case_id: str) -> Any:
 def test_every_case_passes_but_the_known_issues(report: EvalReport, bamboo: Path) -> None:
     dataset = load_dataset(bamboo / "evals" / "support.yaml")
     known = {c.id for c in dataset.cases if "known-issue" in c.tags}
-    assert len(dataset.cases) >= 45 and len(known) == 3
+    assert len(dataset.cases) >= 60 and len(known) == 3
+    for lang in ("zh", "en"):
+        assert sum(lang in c.tags for c in dataset.cases) >= 25
     assert {c.id for c in report.cases if not c.passed} == known
     assert all(c.error is None for c in report.cases)
     hours = outcome(report, "faq-service-hours-zh")
@@ -56,14 +61,28 @@ def test_what_the_bot_did_is_in_the_conversation(report: EvalReport) -> None:
     assert reply["source"] == "curated" and reply["curated_id"] is not None
     assert faq["turns"][0]["tools"] == [] and faq["turns"][0]["input_tokens"] == 0
 
-    order = outcome(report, "order-pending-zh").conversation["turns"][0]
-    assert [(c["name"], c["arguments"], c["status"]) for c in order["tools"]] == [
-        ("lookup_order", {"order_id": "SO10001"}, "ok")
+    # No order is shown before the customer is verified; then the asked-for lookup runs.
+    asked, verified = outcome(report, "order-pending-zh").conversation["turns"]
+    assert [(c["name"], c["arguments"], c["status"]) for c in asked["tools"]] == [
+        ("lookup_order", {"order_id": "SO10001"}, "denied")
     ]
-    assert order["input_tokens"] > 0 and order["requests"] == 2
+    assert [(c["name"], c["status"]) for c in verified["tools"]] == [
+        ("verify_customer", "ok"),
+        ("lookup_order", "ok"),
+    ]
+    assert verified["input_tokens"] > 0 and verified["requests"] == 3
 
-    unknown = outcome(report, "order-unknown-en").conversation["turns"][0]
-    assert unknown["tools"][0]["status"] == "error"
+    # Someone else's order and an order that does not exist read the same to the customer.
+    for case_id in ("not-yours-zh", "order-unknown-en"):
+        turn = outcome(report, case_id).conversation["turns"][1]
+        assert [c["status"] for c in turn["tools"]] == ["denied"]
+
+    review = outcome(report, "return-review-zh")
+    assert review.conversation["turns"][1]["tools"][0]["status"] == "review"
+    assert review.conversation["turns"][1]["handoff_trigger"] == "policy_review"
+    cancelled = outcome(report, "cancel-yes-zh")
+    assert cancelled.checks["state"]["passed"]
+    assert [c["confirmed"] for c in cancelled.conversation["turns"][2]["tools"]] == [True]
 
     kb = outcome(report, "kb-warranty-en")
     turn = kb.conversation["turns"][0]
@@ -72,15 +91,15 @@ def test_what_the_bot_did_is_in_the_conversation(report: EvalReport) -> None:
 
     handoff = outcome(report, "lookup-then-handoff-zh")
     assert handoff.conversation["ended"] == "handoff"
-    assert handoff.conversation["turns"][2]["handoff_trigger"] == "customer_request"
-    assert handoff.checks["handoff@3"]["passed"] and handoff.checks["curated@1"]["passed"]
+    assert handoff.conversation["turns"][3]["handoff_trigger"] == "customer_request"
+    assert handoff.checks["handoff@4"]["passed"] and handoff.checks["curated@1"]["passed"]
 
 
 def test_support_scores(report: EvalReport) -> None:
     s = report.scores
-    # 8 conversations must hand off and do; one more (the service-hours question) does.
+    # 11 conversations must hand off and do; one more (the service-hours question) does.
     assert s["handoff_recall"] == 1.0
-    assert s["handoff_precision"] == round(8 / 9, 4)
+    assert s["handoff_precision"] == round(11 / 12, 4)
     assert s["curated_false_rate"] == 0.0
     assert 0.85 <= s["curated_hit_rate"] < 1.0  # the delivery-fee and service-hours misses
     assert s["policy_violations"] == 0
@@ -136,7 +155,7 @@ def test_reports_and_comparison_through_the_cli(
     worse = {cid for cid, c in changes.items() if c["change"] == "worse"}
     assert worse == {"faq-invoice-zh", "faq-invoice-en", "faq-fapiao-en", "faq-then-order-en"}
     assert "curated" in changes["faq-invoice-en"]["broken"]
-    assert "curated@3" in changes["faq-then-order-en"]["broken"]
+    assert "curated@4" in changes["faq-then-order-en"]["broken"]
     assert changes["faq-shipping-cost-zh"]["change"] == "same"
     assert changes["order-pending-zh"]["change"] == "removed"  # not selected this time
     assert [c["id"] for c in data["cases"]] == [

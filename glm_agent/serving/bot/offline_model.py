@@ -1,7 +1,8 @@
 """The offline model: a scripted stand-in for an LLM so the support example runs with no weights.
 
 It is not a language model. Each turn it follows fixed rules, in the customer's language (the
-language of their last message; one language per reply):
+language of their last message, or of the conversation when that message has none; one language
+per reply):
 
 - tool results arrived → it reports each in the tool's own templates (`done`, `refused.<code>`,
   `declined`...; `glm_agent.serving.bot.replies`); after a successful verification it goes back
@@ -55,7 +56,11 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
     ("change_address", re.compile(r"地址|address", re.I)),
     (
         "lookup_order",
-        re.compile(r"到哪|物流|快递|状态|查询|查一下|发货了|where|status|track|arriv", re.I),
+        re.compile(
+            r"到哪|物流|快递|状态|查询|查一下|发货了|签收|没到|送到|"
+            r"where|status|track|arriv|deliver",
+            re.I,
+        ),
     ),
 ]
 _ASKS_HOW = re.compile(
@@ -200,6 +205,16 @@ def _last_user(messages: list[Message]) -> str:
     return next((m.text for m in reversed(messages) if isinstance(m, UserMessage)), "")
 
 
+def _language(messages: list[Message]) -> str:
+    """The language of the customer's last message; one that has none (an order number and a
+    phone number) keeps the language of the conversation before it."""
+    lang = "zh"
+    for m in messages:
+        if isinstance(m, UserMessage):
+            lang = language_of(m.content, lang)
+    return lang
+
+
 def _last_order(messages: list[Message]) -> str | None:
     """The order the conversation is about: the newest order number in the customer's messages
     or in the calls made for them."""
@@ -259,7 +274,7 @@ def _tool_for(text: str, messages: list[Message], tools: list[str]) -> Assistant
 def reply(messages: list[Message], info: AgentInfo) -> AssistantMessage | str:
     """One turn of the offline model (see the module docstring for its rules)."""
     text = _last_user(messages)
-    lang = language_of(text)
+    lang = _language(messages)
     last = messages[-1] if messages else None
     tools = {d.name: d for d in info.tools}
     if isinstance(last, ToolMessage):
