@@ -211,7 +211,7 @@ def _language(messages: list[Message]) -> str:
     lang = "zh"
     for m in messages:
         if isinstance(m, UserMessage):
-            lang = language_of(m.content, lang)
+            lang = language_of(m.text, lang)
     return lang
 
 
