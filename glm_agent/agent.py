@@ -277,7 +277,11 @@ class Agent(Generic[OutputT]):
             metadata=dict(options.get("metadata") or {}),
             identity=options.get("identity"),
         )
-        new = await self._new_messages(prompt, ctx)
+        limits = self.media_limits
+        if memory is not None:  # the session will keep the images: its store's limit holds too
+            kept = memory.store.media_limits.max_bytes
+            limits = dataclasses.replace(limits, max_bytes=min(limits.max_bytes, kept))
+        new = await self._new_messages(prompt, ctx, limits)
         version: int | None = None
         if memory is not None:
             assert session_id is not None and tenant is not None
@@ -316,7 +320,9 @@ class Agent(Generic[OutputT]):
                     )
             yield event
 
-    async def _new_messages(self, prompt: Prompt | None, ctx: RunContext[Any]) -> list[Message]:
+    async def _new_messages(
+        self, prompt: Prompt | None, ctx: RunContext[Any], limits: MediaLimits
+    ) -> list[Message]:
         """This run's own messages: retrieved knowledge (in `context` mode), the user's turn.
 
         Knowledge context goes in one place for every run, right before the question it was
@@ -326,7 +332,7 @@ class Agent(Generic[OutputT]):
         if prompt is None:
             return []
         model = self.model
-        user = user_message(prompt, self.media_limits, model.media, model.name)
+        user = user_message(prompt, limits, model.media, model.name)
         new: list[Message] = []
         if self.knowledge is not None and self.knowledge_mode == "context" and user.text.strip():
             new, ctx.metadata["citations"] = await knowledge_context(

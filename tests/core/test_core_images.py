@@ -269,3 +269,22 @@ def test_a_tool_can_return_a_photo() -> None:
     assert blind.output == (
         "parcel A-1 at the depot:\n(1 image(s) returned, not shown: this model reads no images) []"
     )
+
+
+def test_a_session_s_store_limit_holds_before_the_run(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def model(messages: list[Message], info: AgentInfo) -> str:
+        calls.append(1)
+        return "ok"
+
+    agent = Agent(
+        FunctionModel(model), memory=f"sqlite:///{tmp_path / 's.db'}?max_media_bytes=2048"
+    )
+    noise = io.BytesIO()
+    Image.effect_noise((120, 120), 60).save(noise, "PNG")
+    photo = ImagePart(image_url=ImageURL(url=data_url(noise.getvalue())))
+    assert agent.run([photo]).output == "ok"  # without a session the agent's 5 MB apply
+    with pytest.raises(MediaError, match=r"the limit is 0\.0 MB"):
+        agent.run([photo], session_id="s1")  # the session's store keeps at most 2 KB
+    assert len(calls) == 1
