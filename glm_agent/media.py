@@ -97,7 +97,10 @@ class ImageInfo:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MB"
+    """A size as people read it: `2.5 MB`, `48 KB`, `900 bytes`."""
+    if n >= 2**20:
+        return f"{n / 2**20:.1f} MB"
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
 
 
 def parse_data_url(url: str) -> tuple[str, bytes]:
