@@ -27,14 +27,17 @@ from glm_agent.exceptions import (
 )
 from glm_agent.messages import (
     AssistantMessage,
+    ImagePart,
     Message,
     ModelResponse,
     SystemMessage,
+    TextPart,
     ToolCall,
     ToolDefinition,
     ToolMessage,
     Usage,
     UserMessage,
+    VideoPart,
 )
 from glm_agent.models import ChatModel
 from glm_agent.models.function import AgentInfo, FunctionModel
@@ -56,6 +59,7 @@ __all__ = [
     "Deferred",
     "FunctionModel",
     "GlmAgentError",
+    "ImagePart",
     "Message",
     "ModelResponse",
     "ModelRetry",
@@ -67,6 +71,7 @@ __all__ = [
     "RunResult",
     "SystemMessage",
     "TestModel",
+    "TextPart",
     "Tool",
     "ToolCall",
     "ToolDefinition",
@@ -77,6 +82,7 @@ __all__ = [
     "UsageLimits",
     "UserError",
     "UserMessage",
+    "VideoPart",
     "__version__",
     "tool",
 ]

@@ -17,7 +17,7 @@ from glm_agent import tracing
 from glm_agent._policy_checks import Verdict, after_call, after_success, before_call, error_content
 from glm_agent.approval import Approval, ApprovalHandler, Approved, Deferred, Rejected
 from glm_agent.exceptions import ModelRetry, ToolArgumentsError, ToolRefused, UnknownToolError
-from glm_agent.messages import ToolCall
+from glm_agent.messages import ImagePart, TextPart, ToolCall
 from glm_agent.results import ToolCallRecord, ToolStatus
 from glm_agent.tools import (
     MemoryPolicyState,
@@ -96,6 +96,20 @@ async def _run_one(
         return record
 
 
+def split_images(value: Any) -> tuple[Any, tuple[ImagePart, ...]]:
+    """A tool's return value without its images, and the images: a tool returns an
+    `ImagePart`, or a list of them with text (`TextPart`s or strings) around them."""
+    if isinstance(value, ImagePart):
+        return "", (value,)
+    if not isinstance(value, list | tuple) or not any(isinstance(v, ImagePart) for v in value):
+        return value, ()
+    images = tuple(v for v in value if isinstance(v, ImagePart))
+    rest = [v.text if isinstance(v, TextPart) else v for v in value if not isinstance(v, ImagePart)]
+    if all(isinstance(v, str) for v in rest):
+        return "".join(rest), images
+    return rest, images
+
+
 async def _execute(
     call: ToolCall,
     registry: ToolRegistry,
@@ -106,8 +120,11 @@ async def _execute(
 ) -> ToolCallRecord:
     start = time.perf_counter()
 
-    def record(status: ToolStatus, content: str, detail: str = "") -> ToolCallRecord:
-        return ToolCallRecord(call, status, content, time.perf_counter() - start, detail)
+    def record(
+        status: ToolStatus, content: str, detail: str = "", media: tuple[ImagePart, ...] = ()
+    ) -> ToolCallRecord:
+        seconds = time.perf_counter() - start
+        return ToolCallRecord(call, status, content, seconds, detail, media)
 
     def stopped(verdict: Verdict) -> ToolCallRecord:
         return record(verdict.status, verdict.content, verdict.detail)
@@ -170,7 +187,10 @@ async def _execute(
     if verdict is not None:
         return stopped(verdict)
     await after_success(tool, value, ctx, state)
-    return record("ok", format_tool_result(value))
+    text, media = split_images(value)
+    return record(
+        "ok", format_tool_result(text) if media else format_tool_result(value), media=media
+    )
 
 
 async def execute_calls(

@@ -25,7 +25,8 @@ def text_redactor(redact: Callable[[Message], Message] | None) -> Callable[[str]
         return None
 
     def redact_text(text: str) -> str:
-        return redact(UserMessage(content=text)).content or ""
+        redacted = redact(UserMessage(content=text))
+        return redacted.text if isinstance(redacted, UserMessage) else ""
 
     return redact_text
 

@@ -13,17 +13,20 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from types import TracebackType
 from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack, overload
 
 from glm_agent import tracing
+from glm_agent._agent_run import AgentRun
 from glm_agent._knowledge import knowledge_context, knowledge_tool, open_knowledge
 from glm_agent._long_term import long_term_tools
 from glm_agent._output import OutputSchema
 from glm_agent._run_span import text_redactor, traced_run
+from glm_agent._summary import summarize
 from glm_agent._sync_bridge import iterate_sync, run_sync
+from glm_agent._user_input import Prompt, user_message
 from glm_agent.approval import Approval, ApprovalHandler
 from glm_agent.exceptions import UserError
+from glm_agent.media import DEFAULT_LIMITS, MediaLimits
 from glm_agent.memory import (
     ContextWindow,
     ConversationMemory,
@@ -32,23 +35,18 @@ from glm_agent.memory import (
     estimate_tokens,
     open_store,
 )
-from glm_agent.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from glm_agent.messages import Message, SystemMessage
 from glm_agent.models import ChatModel
 from glm_agent.planner import Planner
 from glm_agent.results import AgentStreamEvent, RunDone, RunResult, UsageLimits
 from glm_agent.settings import ModelSettings
 from glm_agent.tools import Identity, PolicyState, RunContext, Tool, ToolRegistry, ToolSource
 
-__all__ = ["Agent", "AgentRun", "RunOptions"]
+__all__ = ["Agent", "AgentRun", "Prompt", "RunOptions"]
 
 OutputT = TypeVar("OutputT")
 
 DEFAULT_TENANT = "default"
-SUMMARY_PROMPT = (
-    "Summarise this customer-service conversation for the agent who continues it: the "
-    "customer's identity and goals, facts and decisions so far, open questions. Be brief and "
-    "keep ids, amounts and dates exactly."
-)
 
 
 class RunOptions(TypedDict, total=False):
@@ -76,43 +74,6 @@ class RunOptions(TypedDict, total=False):
     """The verified customer the run acts for, when the door knows one (a signed channel, an
     earlier verification in the conversation). Tools with `requires_identity` need it; a tool
     with `verifies_identity` sets it during the run (`RunResult.identity`)."""
-
-
-class AgentRun(Generic[OutputT]):
-    """One run of an agent, as an async iterator of typed events (`Agent.iter`).
-
-    Use it with `async with` so that leaving early closes the run: a run left before its
-    `RunDone` stores nothing and calls the model no more.
-    """
-
-    def __init__(self, events: AsyncGenerator[AgentStreamEvent, None]) -> None:
-        self._events = events
-        self.result: RunResult[OutputT] | None = None
-        """The result, once `RunDone` has been yielded."""
-
-    def __aiter__(self) -> AgentRun[OutputT]:
-        return self
-
-    async def __anext__(self) -> AgentStreamEvent:
-        event = await self._events.__anext__()
-        if isinstance(event, RunDone):
-            self.result = event.result
-        return event
-
-    async def aclose(self) -> None:
-        """Stop the run here (between events); nothing more runs and nothing is stored."""
-        await self._events.aclose()
-
-    async def __aenter__(self) -> AgentRun[OutputT]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _resolve_model(model: ChatModel | str) -> ChatModel:
@@ -153,6 +114,8 @@ class Agent(Generic[OutputT]):
         long_term_memory: Facts about customers, kept across sessions; the model gets
             `remember` and `recall` tools scoped to the run's customer (`metadata["customer_id"]`,
             else the session id).
+        media_limits: Size, type and count limits for images in a prompt (default:
+            `MediaLimits()`: 5 MB, PNG / JPEG / GIF / WebP, 8 per message).
         name: The agent's name (for servers and logs).
     """
 
@@ -174,9 +137,11 @@ class Agent(Generic[OutputT]):
         knowledge: Any = None,
         knowledge_mode: Literal["tool", "context"] = "tool",
         long_term_memory: LongTermMemory | None = None,
+        media_limits: MediaLimits = DEFAULT_LIMITS,
         name: str = "agent",
     ) -> None:
         self.model = _resolve_model(model)
+        self.media_limits = media_limits
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
         self.system_prompt = system_prompt
         self.output_type = output_type
@@ -212,7 +177,7 @@ class Agent(Generic[OutputT]):
     # --- running ---------------------------------------------------------------------------
 
     def iter(
-        self, prompt: str | None = None, *, stream: bool = False, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, *, stream: bool = False, **options: Unpack[RunOptions]
     ) -> AgentRun[OutputT]:
         """One run, stepped through: an async iterator of typed events, ending with `RunDone`.
 
@@ -231,7 +196,10 @@ class Agent(Generic[OutputT]):
         `message_history=result.messages`, and `prompt=None`.
 
         Args:
-            prompt: The user's message (None to resume a deferred run).
+            prompt: The user's message (None to resume a deferred run): text, a `UserMessage`,
+                or content parts with images (`[TextPart(...), ImagePart.from_bytes(jpeg)]`,
+                or OpenAI part dicts); images are checked against `media_limits` and the
+                model's `media` before anything runs (`MediaError`).
             stream: Stream the model: its text, reasoning and tool-call deltas are yielded as
                 they come (otherwise each turn arrives whole, as a `ModelResponseEvent`).
             **options: See `RunOptions`.
@@ -252,7 +220,7 @@ class Agent(Generic[OutputT]):
         return AgentRun(events)
 
     async def arun(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> RunResult[OutputT]:
         """Run the agent until it answers (see `iter` and `RunOptions`).
 
@@ -265,12 +233,14 @@ class Agent(Generic[OutputT]):
         assert run.result is not None  # a run that ends without raising ends with RunDone
         return run.result
 
-    def run(self, prompt: str | None = None, **options: Unpack[RunOptions]) -> RunResult[OutputT]:
+    def run(
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
+    ) -> RunResult[OutputT]:
         """Blocking form of `arun` (on glm-agent's shared sync bridge)."""
         return run_sync(self.arun(prompt, **options))
 
     async def astream(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> AsyncIterator[AgentStreamEvent]:
         """Run the agent with the model streamed, yielding each event; the last is `RunDone`.
 
@@ -281,13 +251,13 @@ class Agent(Generic[OutputT]):
                 yield event
 
     def stream(
-        self, prompt: str | None = None, **options: Unpack[RunOptions]
+        self, prompt: Prompt | None = None, **options: Unpack[RunOptions]
     ) -> Iterator[AgentStreamEvent]:
         """Blocking form of `astream`: events are yielded as they happen."""
         yield from iterate_sync(self.astream(prompt, **options))
 
     async def _events(
-        self, prompt: str | None, stream: bool, options: RunOptions
+        self, prompt: Prompt | None, stream: bool, options: RunOptions
     ) -> AsyncGenerator[AgentStreamEvent, None]:
         session_id = options.get("session_id")
         history = options.get("message_history")
@@ -307,7 +277,11 @@ class Agent(Generic[OutputT]):
             metadata=dict(options.get("metadata") or {}),
             identity=options.get("identity"),
         )
-        new = await self._new_messages(prompt, ctx)
+        limits = self.media_limits
+        if memory is not None:  # the session will keep the images: its store's limit holds too
+            kept = memory.store.media_limits.max_bytes
+            limits = dataclasses.replace(limits, max_bytes=min(limits.max_bytes, kept))
+        new = await self._new_messages(prompt, ctx, limits)
         version: int | None = None
         if memory is not None:
             assert session_id is not None and tenant is not None
@@ -346,7 +320,9 @@ class Agent(Generic[OutputT]):
                     )
             yield event
 
-    async def _new_messages(self, prompt: str | None, ctx: RunContext[Any]) -> list[Message]:
+    async def _new_messages(
+        self, prompt: Prompt | None, ctx: RunContext[Any], limits: MediaLimits
+    ) -> list[Message]:
         """This run's own messages: retrieved knowledge (in `context` mode), the user's turn.
 
         Knowledge context goes in one place for every run, right before the question it was
@@ -355,12 +331,14 @@ class Agent(Generic[OutputT]):
         """
         if prompt is None:
             return []
+        model = self.model
+        user = user_message(prompt, limits, model.media, model.name)
         new: list[Message] = []
-        if self.knowledge is not None and self.knowledge_mode == "context":
+        if self.knowledge is not None and self.knowledge_mode == "context" and user.text.strip():
             new, ctx.metadata["citations"] = await knowledge_context(
-                self.knowledge, prompt, tenant=ctx.tenant
+                self.knowledge, user.text, tenant=ctx.tenant
             )
-        return [*new, UserMessage(content=prompt)]
+        return [*new, user]
 
     def _definition_tokens(self, window: ContextWindow) -> int:
         """What the tool definitions take of the prompt (templates render them as JSON)."""
@@ -417,21 +395,13 @@ class Agent(Generic[OutputT]):
                 reserve_output=reserve,
                 count_tokens=count if callable(count) else estimate_tokens,
                 summarize=self._summarize,
+                count_media=model.count_media_tokens,
             )
         return self._window
 
     async def _summarize(self, messages: list[Message], previous: str | None) -> str:
         """A summary of `messages` (and the previous summary) written by the agent's model."""
-        lines = [f"Previous summary: {previous}"] if previous else []
-        for m in messages:
-            text = m.content or ""
-            if isinstance(m, AssistantMessage) and m.tool_calls:
-                text += " ".join(f"[called {c.name}({c.arguments})]" for c in m.tool_calls)
-            lines.append(f"{m.role}: {text}")
-        response = await self.model.request(
-            [SystemMessage(content=SUMMARY_PROMPT), UserMessage(content="\n".join(lines))]
-        )
-        return (response.message.content or "").strip()
+        return await summarize(self.model, messages, previous)
 
     async def aclose(self) -> None:
         """Release what the agent holds: tool HTTP pools and MCP servers, the model's

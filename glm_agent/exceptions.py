@@ -17,6 +17,8 @@ GlmAgentError                   every error a caller of glm-agent may have to ha
 │   └── MissingDependencyError  an optional dependency is not installed (names the extra)
 ├── RequestError                a request a service refused (the HTTP layer maps each kind)
 │   ├── InvalidRequestError     malformed or out-of-range input (400)
+│   │   └── MediaError          an image or video that cannot be taken: too large, of an
+│   │                           unsupported type, unreadable, or for a model without vision
 │   ├── AuthenticationError     no or wrong credentials: login, token, signature (401)
 │   ├── PermissionDeniedError   credentials that do not reach this resource (403)
 │   ├── NotFoundError           no such conversation, answer, ticket... (404)
@@ -55,6 +57,7 @@ __all__ = [
     "GlmAgentError",
     "InvalidRequestError",
     "MaxStepsExceeded",
+    "MediaError",
     "MissingDependencyError",
     "ModelError",
     "ModelHTTPError",
@@ -247,6 +250,11 @@ class RequestError(GlmAgentError):
 
 class InvalidRequestError(RequestError):
     """Malformed or out-of-range input."""
+
+
+class MediaError(InvalidRequestError):
+    """An image or video that cannot be taken (`code` says why: `image_too_large`,
+    `unsupported_media_type`, `invalid_image`, `too_many_images`, `model_without_vision`...)."""
 
 
 class AuthenticationError(RequestError):

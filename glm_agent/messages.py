@@ -13,8 +13,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from glm_agent._parts import (
+    Content,
+    ContentPart,
+    ImagePart,
+    ImageURL,
+    MediaPart,
+    TextPart,
+    VideoPart,
+    VideoURL,
+    content_media,
+    content_text,
+    loggable_content,
+    map_content_text,
+    parts_from_openai,
+    parts_to_openai,
+)
+
 __all__ = [
     "AssistantMessage",
+    "Content",
+    "ContentPart",
+    "ImagePart",
+    "ImageURL",
+    "MediaPart",
     "Message",
     "ModelResponse",
     "ModelStreamEvent",
@@ -22,6 +44,7 @@ __all__ = [
     "ResponseDone",
     "SystemMessage",
     "TextDelta",
+    "TextPart",
     "ToolCall",
     "ToolCallArgsDelta",
     "ToolCallEnd",
@@ -30,6 +53,12 @@ __all__ = [
     "ToolMessage",
     "Usage",
     "UserMessage",
+    "VideoPart",
+    "VideoURL",
+    "content_media",
+    "content_text",
+    "loggable_content",
+    "map_content_text",
     "messages_from_openai",
     "messages_to_openai",
     "new_call_id",
@@ -127,10 +156,22 @@ class SystemMessage(_Frozen):
 
 
 class UserMessage(_Frozen):
-    """A turn of the user."""
+    """A turn of the user: text, or text with images and videos (content parts)."""
 
     role: Literal["user"] = "user"
-    content: str
+    content: Content
+    """Text, or a tuple of `TextPart` / `ImagePart` / `VideoPart` (OpenAI part dicts are read
+    as parts)."""
+
+    @property
+    def text(self) -> str:
+        """The text of the turn (its text parts joined)."""
+        return content_text(self.content)
+
+    @property
+    def media(self) -> tuple[MediaPart, ...]:
+        """The turn's images and videos."""
+        return content_media(self.content)
 
 
 class AssistantMessage(_Frozen):
@@ -147,12 +188,23 @@ class ToolMessage(_Frozen):
     """The result of one tool call."""
 
     role: Literal["tool"] = "tool"
-    content: str
+    content: Content
+    """The result as text, or parts (GLM-4.6V and GLM-5.3-Flash read images in tool results)."""
     tool_call_id: str
     name: str | None = None
     """Name of the tool that produced it (not part of OpenAI's shape; kept for readers)."""
     is_error: bool = False
     """True when the content reports a failure the model should correct."""
+
+    @property
+    def text(self) -> str:
+        """The text of the result (its text parts joined)."""
+        return content_text(self.content)
+
+    @property
+    def media(self) -> tuple[MediaPart, ...]:
+        """The result's images and videos."""
+        return content_media(self.content)
 
 
 Message = Annotated[
@@ -176,30 +228,37 @@ def messages_to_openai(messages: Iterable[Message]) -> list[dict[str, Any]]:
                 d["tool_calls"] = [c.to_openai() for c in m.tool_calls]
             out.append(d)
         elif isinstance(m, ToolMessage):
-            out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id})
+            out.append(
+                {
+                    "role": "tool",
+                    "content": parts_to_openai(m.content),
+                    "tool_call_id": m.tool_call_id,
+                }
+            )
+        elif isinstance(m, UserMessage):
+            out.append({"role": "user", "content": parts_to_openai(m.content)})
         else:
             out.append({"role": m.role, "content": m.content})
     return out
 
 
-def _content_text(content: Any) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    raise ValueError(f"unsupported message content of type {type(content).__name__}")
-
-
 def messages_from_openai(data: Sequence[dict[str, Any]]) -> list[Message]:
-    """Read OpenAI chat dicts (also `reasoning_content` and content parts)."""
+    """Read OpenAI chat dicts (also `reasoning_content`, and content parts: images and videos
+    in user and tool messages, text parts anywhere).
+
+    Raises:
+        ValueError: an unknown role or part type, or a malformed part (the message names which
+            message and what is taken).
+    """
     out: list[dict[str, Any]] = []
     for i, d in enumerate(data):
         role = d.get("role")
+        where = f"message {i}"
         if role in ("system", "developer", "user"):
             out.append(
                 {
                     "role": "user" if role == "user" else "system",
-                    "content": _content_text(d.get("content")) or "",
+                    "content": parts_from_openai(d.get("content"), where, media=role == "user"),
                 }
             )
         elif role == "assistant":
@@ -214,7 +273,9 @@ def messages_from_openai(data: Sequence[dict[str, Any]]) -> list[Message]:
             out.append(
                 {
                     "role": "assistant",
-                    "content": _content_text(d.get("content")),
+                    "content": None
+                    if d.get("content") is None
+                    else parts_from_openai(d["content"], where, media=False),
                     "reasoning": d.get("reasoning_content", d.get("reasoning")),
                     "tool_calls": calls,
                 }
@@ -223,7 +284,7 @@ def messages_from_openai(data: Sequence[dict[str, Any]]) -> list[Message]:
             out.append(
                 {
                     "role": "tool",
-                    "content": _content_text(d.get("content")) or "",
+                    "content": parts_from_openai(d.get("content"), where),
                     "tool_call_id": d.get("tool_call_id") or "",
                     "name": d.get("name"),
                 }

@@ -28,10 +28,12 @@ from glm_agent.exceptions import (
 )
 from glm_agent.messages import (
     AssistantMessage,
+    Content,
     Message,
     ModelResponse,
     ResponseDone,
     SystemMessage,
+    TextPart,
     ToolCall,
     ToolDefinition,
     ToolMessage,
@@ -310,6 +312,16 @@ class Planner:
             return ToolCallRecord(call, "invalid_arguments", e.message)
         return ToolCallRecord(call, "ok", "final result accepted")
 
+    def _with_images(self, r: ToolCallRecord) -> Content:
+        """A result's text, with the images the tool returned where the model reads them."""
+        if not r.media:
+            return r.content
+        reads = self.model.media
+        if reads is not None and "image" not in reads:
+            note = f"\n({len(r.media)} image(s) returned, not shown: this model reads no images)"
+            return r.content + note
+        return (TextPart(text=r.content), *r.media) if r.content else tuple(r.media)
+
     def _record_results(
         self, records: list[ToolCallRecord], messages: list[Message]
     ) -> list[ToolResultEvent]:
@@ -320,7 +332,7 @@ class Planner:
                 continue
             messages.append(
                 ToolMessage(
-                    content=r.content,
+                    content=self._with_images(r),
                     tool_call_id=r.call.id,
                     name=r.call.name,
                     is_error=r.status not in ("ok",),

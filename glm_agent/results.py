@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glm_agent.messages import (
     AssistantMessage,
+    ImagePart,
     Message,
     ModelResponse,
     ReasoningDelta,
@@ -91,6 +92,9 @@ class ToolCallRecord:
     seconds: float = 0.0
     detail: str = ""
     """What went wrong, for logs and human agents; never shown to the model or the customer."""
+    media: tuple[ImagePart, ...] = ()
+    """Images the tool returned (a photo of the parcel at the depot): the model gets them
+    after `content`, in the same tool result (GLM-4.6V, GLM-5.3-Flash read them there)."""
 
 
 @dataclass

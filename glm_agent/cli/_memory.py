@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from glm_agent.messages import ImagePart, ToolMessage, UserMessage
+
 if TYPE_CHECKING:
     from glm_agent.memory import SessionStore
 
@@ -116,6 +118,15 @@ def show_command(
     for msg in session.messages:
         d = msg.model_dump(exclude_none=True, exclude_defaults=True)
         text = d.pop("content", "")
+        if isinstance(msg, UserMessage | ToolMessage) and not isinstance(msg.content, str):
+            # An image is shown as what it is and where the store keeps it, never its bytes.
+            marks = [
+                f"[image {p.width}x{p.height} {p.url[:71]}]"
+                if isinstance(p, ImagePart)
+                else f"[video {p.url}]"
+                for p in msg.media
+            ]
+            text = " ".join([msg.text, *marks]).strip()
         extra = f" {json.dumps(d, ensure_ascii=False)}" if d else ""
         typer.echo(f"[{msg.role}] {text}{extra}")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from glm_agent.agent import Agent, AgentRun
+from glm_agent.agent import Agent, AgentRun, Prompt
 from glm_agent.approval import Approval, Approved, Rejected
 from glm_agent.evals._transcript import ToolUse, TurnResult, arguments_of, passages_in
 from glm_agent.messages import Message, ModelResponse
@@ -151,7 +151,7 @@ class _ObservedRuns:
     def __init__(self, original: Callable[..., AgentRun[Any]]) -> None:
         self.original = original
 
-    def __call__(self, prompt: str | None = None, **options: Any) -> AgentRun[Any]:
+    def __call__(self, prompt: Prompt | None = None, **options: Any) -> AgentRun[Any]:
         run = self.original(prompt, **options)
         turn = _TURN.get()
         if turn is None:

@@ -148,10 +148,11 @@ class Conversation:
 def passages_in(messages: list[Message]) -> list[Passage]:
     """The passages of the last retrieved context (`<context>` block) among `messages`."""
     for m in reversed(messages):
-        if isinstance(m, SystemMessage | ToolMessage) and "<context>" in (m.content or ""):
+        text = m.content if isinstance(m, SystemMessage) else getattr(m, "text", "")
+        if isinstance(m, SystemMessage | ToolMessage) and "<context>" in text:
             return [
                 Passage(int(n), _source(label), body.strip())
-                for n, label, body in _PASSAGE.findall(m.content)
+                for n, label, body in _PASSAGE.findall(text)
             ]
     return []
 

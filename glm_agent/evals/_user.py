@@ -65,7 +65,7 @@ class SimulatedUser:
             if role == "customer":
                 messages.append(AssistantMessage(content=text))
             elif isinstance(messages[-1], UserMessage):  # several bot replies in one turn
-                messages[-1] = UserMessage(content=messages[-1].content + "\n\n" + text)
+                messages[-1] = UserMessage(content=messages[-1].text + "\n\n" + text)
             else:
                 messages.append(UserMessage(content=text))
         response = await self.model.request(messages)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from glm_agent.glm._builtin import BROWSER_TOOL, PYTHON_TOOL
 from glm_agent.glm._chat_template_check import check_chat_template, render_chat_template
+from glm_agent.glm._content import VISION_FAMILIES
 from glm_agent.glm._facts import (
     FAMILIES,
     Family,
@@ -29,6 +30,7 @@ from glm_agent.glm._format import GLMFormat, get_format
 from glm_agent.glm._render_glm4 import GLM4_PERSONA, GLM4_PERSONA_2024_06
 from glm_agent.glm._stream import GLMStreamParser
 from glm_agent.glm._typing import admitted_types, coerce_to_schema, type_value
+from glm_agent.glm._vision import VisionFacts, image_tokens, media_tokens, vision_facts
 
 if TYPE_CHECKING:
     from glm_agent.glm.tokenizer import GLMTokenizer, IncrementalDecoder
@@ -39,12 +41,14 @@ __all__ = [
     "GLM4_PERSONA",
     "GLM4_PERSONA_2024_06",
     "PYTHON_TOOL",
+    "VISION_FAMILIES",
     "Family",
     "FamilyFacts",
     "GLMFormat",
     "GLMStreamParser",
     "GLMTokenizer",
     "IncrementalDecoder",
+    "VisionFacts",
     "admitted_types",
     "check_chat_template",
     "coerce_to_schema",
@@ -52,8 +56,11 @@ __all__ = [
     "family_for_model",
     "get_facts",
     "get_format",
+    "image_tokens",
+    "media_tokens",
     "render_chat_template",
     "type_value",
+    "vision_facts",
 ]
 
 _LAZY = {"GLMTokenizer", "IncrementalDecoder"}

@@ -14,10 +14,11 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from glm_agent.exceptions import MissingDependencyError
 from glm_agent.glm._builtin import BROWSER_TOOL, PYTHON_TOOL
+from glm_agent.glm._content import template_parts
 from glm_agent.glm._facts import Family
 from glm_agent.glm._render_glm4 import call_body
 from glm_agent.glm._render_xml import call_arguments
@@ -29,6 +30,7 @@ from glm_agent.messages import (
     ToolDefinition,
     ToolMessage,
     UserMessage,
+    content_text,
 )
 
 if TYPE_CHECKING:
@@ -120,15 +122,19 @@ def template_messages(
                 else:
                     out.append({"role": "assistant", "content": m.content or ""})
             elif isinstance(m, ToolMessage):
-                out.append({"role": "observation", "content": m.content})
+                out.append({"role": "observation", "content": content_text(m.content)})
             else:
-                out.append({"role": m.role, "content": m.content})
+                out.append({"role": m.role, "content": content_text(m.content)})
         return out, ([t.to_openai() for t in tools] if family == "glm4-0414" and tools else None)
     if family in ("chatglm3", "glm41v"):
         for m in messages:
-            content = (m.content or "") if isinstance(m, AssistantMessage) else m.content
-            out.append({"role": m.role, "content": content})
+            if isinstance(m, AssistantMessage):
+                out.append({"role": m.role, "content": m.content or ""})
+            else:
+                out.append({"role": m.role, "content": template_parts(m.content, "typed")})
         return out, None
+    # GLM-V templates read user parts as typed ones (vLLM's mapping), tool parts as sent.
+    user_style: Literal["openai", "typed"] = "typed" if family == "glm45" else "openai"
     for m in messages:
         if isinstance(m, AssistantMessage):
             d: dict[str, Any] = {"role": "assistant", "content": m.content or ""}
@@ -138,9 +144,10 @@ def template_messages(
                 d["tool_calls"] = [_xml_call(c) for c in m.tool_calls]
             out.append(d)
         elif isinstance(m, ToolMessage):
-            out.append({"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id})
+            content = template_parts(m.content, "openai")
+            out.append({"role": "tool", "content": content, "tool_call_id": m.tool_call_id})
         else:
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": template_parts(m.content, user_style)})
     return out, ([t.to_openai() for t in tools] or None)
 
 

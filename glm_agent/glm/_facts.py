@@ -136,6 +136,10 @@ class FamilyFacts:
     """Whether the format has a reasoning channel (`<think>`)."""
     verified: bool = False
     """Whether the renderer is proven byte-identical to a saved official template (tests)."""
+    media: tuple[str, ...] = ()
+    """What the model reads besides text (`image`, `video`); empty for text-only models. The
+    glm45 family is both GLM-4.5 / 4.6 (text) and GLM-4.5V / 4.6V: `facts_for_model` tells
+    them apart by name or `model_type`."""
     source: str = ""
     """Where these facts come from."""
 
@@ -211,6 +215,7 @@ _FACTS: dict[Family, FamilyFacts] = {
         generation_prompt_suffix="<|assistant|>\n",
         supports_tools=False,
         supports_thinking=True,
+        media=("image", "video"),
         source="template: glm-4.1v-thinking.jinja (byte-exact); ids: GLM-V keeps glm-4-9b-chat's "
         "(README); context and sampling: model card, unverified here",
     ),
@@ -251,6 +256,7 @@ _FACTS: dict[Family, FamilyFacts] = {
         max_context=202752,
         generation_prompt_suffix="<|assistant|><think>",
         supports_thinking=True,
+        media=("image", "video"),
         source="template: glm-5.3-flash.jinja (byte-exact); ids and stops per README; context "
         "and sampling unverified",
     ),
@@ -286,6 +292,8 @@ _MODEL_TYPES: dict[str, Family] = {
     "glm5_next": "glm53",
 }
 
+_VISION_TYPES = frozenset({"glm4v", "glm4v_moe", "glm46v", "glm5_next"})
+
 _NAME_RULES: tuple[tuple[re.Pattern[str], Family], ...] = (
     (re.compile(r"chatglm3"), "chatglm3"),
     (re.compile(r"glm-?z1|0414"), "glm4-0414"),
@@ -314,6 +322,9 @@ def family_for_model(name: str, model_type: str | None = None) -> Family:
     """
     if name in _BY_NAME:
         return _BY_NAME[name].name
+    if model_type and model_type.lower() in _VISION_TYPES:
+        # A vision architecture says more than a name: "glm4v-run3" is not glm-4-9b-chat.
+        return _MODEL_TYPES[model_type.lower()]
     base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
     if base in _MODEL_TYPES and model_type is None:  # a bare model_type given as the name
         return _MODEL_TYPES[base]
@@ -329,10 +340,20 @@ def family_for_model(name: str, model_type: str | None = None) -> Family:
     )
 
 
+# glm-4v(-plus, -flash, -9b), GLM-4.1V, GLM-4.5V, GLM-4.6V(-Flash)
+_VISION_NAME = re.compile(r"glm-?4(?:[._]?[156])?v")
+
+
 def facts_for_model(name: str, model_type: str | None = None) -> FamilyFacts:
-    """The family facts of a model, with its own context length where the name tells it."""
+    """The family facts of a model, with its own context length where the name tells it, and
+    `media` for vision models of text families: GLM-4.5V / 4.6V (glm45's text format) and
+    Zhipu's glm-4v line (served by Zhipu's API; glm-agent has no renderer for glm-4v-9b's
+    image format)."""
     facts = get_facts(family_for_model(name, model_type))
     base = name.lower()
+    vision = (model_type or "").lower() in _VISION_TYPES or _VISION_NAME.search(base)
+    if vision and not facts.media:
+        facts = replace(facts, media=("image", "video"))
     if base.rstrip("/").endswith("-1m") or "-1m/" in base:
         return replace(facts, max_context=1048576)
     if re.search(r"glm-?4[._]?6(?!v)", base):

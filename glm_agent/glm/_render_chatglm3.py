@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from glm_agent.glm._content import text_only
 from glm_agent.glm._render_glm4 import check_no_tools
 from glm_agent.messages import AssistantMessage, Message, ToolDefinition
 
@@ -25,6 +26,7 @@ def render_chatglm3(
     out = []
     for i, m in enumerate(messages):
         content = (m.content or "") if isinstance(m, AssistantMessage) else m.content
+        content = text_only(content, "chatglm3")
         out.append(f"{'[gMASK]sop' if i == 0 else ''}<|{m.role}|>\n {content}")
     if add_generation_prompt:
         out.append("<|assistant|>")

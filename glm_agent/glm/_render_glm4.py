@@ -30,6 +30,7 @@ from glm_agent.glm._builtin import (
     PYTHON_TOOL,
     encode_builtin,
 )
+from glm_agent.glm._content import text_only
 from glm_agent.messages import (
     AssistantMessage,
     Message,
@@ -100,7 +101,7 @@ def render_glm4(
 
     for m in messages:
         if isinstance(m, SystemMessage | UserMessage):
-            turn(m.role, m.content)
+            turn(m.role, text_only(m.content, "glm4"))
         elif isinstance(m, AssistantMessage):
             if m.tool_calls:
                 for c in m.tool_calls:
@@ -108,7 +109,7 @@ def render_glm4(
             else:
                 turn("assistant", m.content or "")
         elif isinstance(m, ToolMessage):
-            turn("observation", m.content)
+            turn("observation", text_only(m.content, "glm4"))
     if add_generation_prompt:
         out.append("<|assistant|>")
     return "".join(out)
@@ -132,14 +133,14 @@ def render_glm4_0414(
     out.extend(f"<|system|>\n{m.content}" for m in messages if isinstance(m, SystemMessage))
     for m in messages:
         if isinstance(m, UserMessage):
-            out.append(f"<|user|>\n{_visible(m.content)}")
+            out.append(f"<|user|>\n{_visible(text_only(m.content, 'glm4-0414'))}")
         elif isinstance(m, AssistantMessage):
             if m.tool_calls:
                 out.extend(f"<|assistant|>{c.name} \n{_visible(c.arguments)}" for c in m.tool_calls)
             else:
                 out.append(f"<|assistant|>\n{_visible(m.content or '')}")
         elif isinstance(m, ToolMessage):
-            out.append(f"<|observation|>\n{_visible(m.content)}")
+            out.append(f"<|observation|>\n{_visible(text_only(m.content, 'glm4-0414'))}")
     if add_generation_prompt:
         out.append("<|assistant|>")
     return "".join(out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glm_agent.glm._content import glm41v_user_text
+from glm_agent.glm._content import glm41v_user_text, template_parts
 from glm_agent.glm._render_glm4 import check_no_tools
 from glm_agent.messages import AssistantMessage, Message, SystemMessage, ToolDefinition, UserMessage
 
@@ -36,7 +36,7 @@ def render_glm41v(
         if isinstance(m, SystemMessage):
             out.append(f"<|system|>\n{m.content}")
         elif isinstance(m, UserMessage):
-            out.append(f"<|user|>\n{glm41v_user_text(m.content)}")
+            out.append(f"<|user|>\n{glm41v_user_text(template_parts(m.content, 'typed'))}")
         elif isinstance(m, AssistantMessage):
             out.append(f"<|assistant|>\n{m.content or ''}")
     if add_generation_prompt:

@@ -13,6 +13,7 @@ alone. They differ in the thinking controls:
 | a cleared / empty past turn | `</think>` | `<think></think>` | `<think></think>` |
 | reasoning text | stripped | stripped | as given |
 | a run of tool results | in order | in order | in the calls' order when every id matches |
+| images and videos | refused | refused | placeholders, in every role |
 
 glm53 follows `glm-5.3-flash.jinja` byte for byte (tested). glm5 and glm52 are UNVERIFIED
 reconstructions from ../shared/glm/README.md (fw-ai/cookbook's GLM-5.1 renderer, zai-org/GLM-5's
@@ -25,10 +26,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from glm_agent.glm._content import glm53_text
+from glm_agent.glm._content import glm53_text, template_parts, text_only
 from glm_agent.glm._render_xml import render_call, split_reasoning_history
 from glm_agent.messages import (
     AssistantMessage,
+    Content,
     Message,
     SystemMessage,
     ToolDefinition,
@@ -66,12 +68,20 @@ class Glm5Variant:
     """Reasoning text is stripped of surrounding whitespace."""
     sort_results: bool
     """A run of tool results is written in the order of the calls it answers."""
+    family: str = "glm53"
+    """The family name (errors name it)."""
+
+    def text(self, content: Content) -> str:
+        """A message's visible text: placeholders for images (glm53), else text only."""
+        if self.family == "glm53":
+            return glm53_text(template_parts(content, "openai"))
+        return text_only(content, self.family)
 
 
 GLM5_VARIANTS: dict[str, Glm5Variant] = {
-    "glm5": Glm5Variant(None, True, False, "</think>", True, False),
-    "glm52": Glm5Variant(("high",), True, False, "<think></think>", True, False),
-    "glm53": Glm5Variant(("low", "high"), False, True, "<think></think>", False, True),
+    "glm5": Glm5Variant(None, True, False, "</think>", True, False, "glm5"),
+    "glm52": Glm5Variant(("high",), True, False, "<think></think>", True, False, "glm52"),
+    "glm53": Glm5Variant(("low", "high"), False, True, "<think></think>", False, True, "glm53"),
 }
 
 
@@ -149,9 +159,9 @@ def render_glm5(
     while i < len(messages):
         m = messages[i]
         if isinstance(m, UserMessage):
-            out.append(f"<|user|>{glm53_text(m.content)}")
+            out.append(f"<|user|>{v.text(m.content)}")
         elif isinstance(m, SystemMessage):
-            out.append(f"<|system|>{glm53_text(m.content)}")
+            out.append(f"<|system|>{v.text(m.content)}")
         elif isinstance(m, AssistantMessage):
             reasoning, content = _reasoning(m, v)
             out.append("<|assistant|>")
@@ -174,7 +184,7 @@ def render_glm5(
             for k in order:
                 result = messages[k]
                 assert isinstance(result, ToolMessage)
-                out.append(f"<tool_response>{glm53_text(result.content)}</tool_response>")
+                out.append(f"<tool_response>{v.text(result.content)}</tool_response>")
             i = end
             continue
         i += 1

@@ -5,6 +5,10 @@ README §4): tools as one JSON line each, string argument values raw and others 
 reasoning kept only after the last user turn (glm47: also everywhere when `clear_thinking`
 is false), `<|observation|>` once per run of tool results. glm45 is newline-separated; glm47
 is compact and its generation prompt opens (`<think>`) or closes (`</think>`) thinking.
+
+Images and videos: glm45 also stands for GLM-4.5V / 4.6V and writes their placeholders in user
+turns and tool results (`_content.glm45v_text`, UNVERIFIED: their template is not saved);
+glm47 has none and refuses them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from glm_agent.exceptions import UserError
+from glm_agent.glm._content import glm45v_text, glm45v_tool_text, text_only
 from glm_agent.messages import (
     AssistantMessage,
     Message,
@@ -122,13 +127,14 @@ def render_xml(
     keep_all = compact and clear_thinking is not None and not clear_thinking
     for i, m in enumerate(messages):
         if isinstance(m, UserMessage):
+            text = text_only(m.content, "glm47") if compact else glm45v_text(m.content)
             nothink = (
                 not compact
                 and enable_thinking is not None
                 and not enable_thinking
-                and not m.content.endswith("/nothink")
+                and not text.endswith("/nothink")
             )
-            out.append(f"<|user|>{nl}{m.content}{'/nothink' if nothink else ''}")
+            out.append(f"<|user|>{nl}{text}{'/nothink' if nothink else ''}")
         elif isinstance(m, AssistantMessage):
             reasoning, content = _split_reasoning(m)
             out.append("<|assistant|>")
@@ -142,7 +148,8 @@ def render_xml(
         elif isinstance(m, ToolMessage):
             if i == 0 or not isinstance(messages[i - 1], ToolMessage):
                 out.append("<|observation|>")
-            out.append(f"{nl}<tool_response>{nl}{m.content}{nl}</tool_response>")
+            result = text_only(m.content, "glm47") if compact else glm45v_tool_text(m.content)
+            out.append(f"{nl}<tool_response>{nl}{result}{nl}</tool_response>")
         elif isinstance(m, SystemMessage):
             out.append(f"<|system|>{nl}{m.content}")
     if add_generation_prompt:

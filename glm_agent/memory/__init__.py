@@ -29,8 +29,10 @@ from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 from glm_agent.memory.context import (
     ContextResult,
     ContextWindow,
+    MediaCounter,
     Summarizer,
     TokenCounter,
+    estimate_media_tokens,
     estimate_tokens,
     turn_units,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "Fact",
     "FactStore",
     "LongTermMemory",
+    "MediaCounter",
     "PostgresStore",
     "PreparedContext",
     "RedisStore",
@@ -64,6 +67,7 @@ __all__ = [
     "Summary",
     "SyncSessionStore",
     "TokenCounter",
+    "estimate_media_tokens",
     "estimate_tokens",
     "open_store",
     "turn_units",

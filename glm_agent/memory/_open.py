@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from glm_agent._scrub import scrub
@@ -14,9 +15,9 @@ _SCHEMES = ("sqlite", "redis", "rediss", "postgresql", "postgres")
 
 # Query parameters each store understands; the rest of the URL goes to the client library.
 _OPTIONS = {
-    "sqlite": ("ttl", "synchronous"),
-    "redis": ("ttl", "prefix"),
-    "postgresql": ("ttl", "schema", "pool_size", "open_timeout"),
+    "sqlite": ("ttl", "synchronous", "max_media_bytes"),
+    "redis": ("ttl", "prefix", "max_media_bytes"),
+    "postgresql": ("ttl", "schema", "pool_size", "open_timeout", "max_media_bytes"),
 }
 
 
@@ -46,6 +47,15 @@ def _ttl(options: dict[str, str], url: str) -> float | None:
     return ttl
 
 
+def _media(store: SessionStore, options: dict[str, str], url: str) -> SessionStore:
+    raw = options.get("max_media_bytes")
+    if raw:
+        if not raw.isdigit() or int(raw) < 1024:
+            raise UserError(f"{scrub(url)}: max_media_bytes must be a number of bytes >= 1024")
+        store.media_limits = dataclasses.replace(store.media_limits, max_bytes=int(raw))
+    return store
+
+
 def open_store(url: str) -> SessionStore:
     """A session store for `url`; connections open lazily, on first use.
 
@@ -57,7 +67,8 @@ def open_store(url: str) -> SessionStore:
           `open_timeout`;
           other parameters go to libpq).
 
-    `ttl` is the seconds a session lives after its last write.
+    `ttl` is the seconds a session lives after its last write; `max_media_bytes` the largest
+    image the store keeps (default 5 MB), on every scheme.
 
     Raises:
         UserError: an unknown scheme or a bad option.
@@ -79,14 +90,16 @@ def open_store(url: str) -> SessionStore:
             )
         from glm_agent.memory.sqlite_store import SQLiteStore
 
-        return SQLiteStore(
+        store: SessionStore = SQLiteStore(
             path[1:], ttl=_ttl(opts, url), synchronous=opts.get("synchronous", "full")
         )
+        return _media(store, opts, url)
     if scheme in ("redis", "rediss"):
         rest, opts = split_store_options(url, _OPTIONS["redis"])
         from glm_agent.memory.redis_store import RedisStore
 
-        return RedisStore(rest, ttl=_ttl(opts, url), prefix=opts.get("prefix", "glm_agent"))
+        store = RedisStore(rest, ttl=_ttl(opts, url), prefix=opts.get("prefix", "glm_agent"))
+        return _media(store, opts, url)
     rest, opts = split_store_options(url, _OPTIONS["postgresql"])
     from glm_agent.memory.postgres_store import PostgresStore
 
@@ -97,10 +110,11 @@ def open_store(url: str) -> SessionStore:
         raise UserError(
             f"{scrub(url)}: pool_size must be an integer, open_timeout a number of seconds"
         ) from None
-    return PostgresStore(
+    store = PostgresStore(
         rest,
         ttl=_ttl(opts, url),
         schema=opts.get("schema", "public"),
         pool_size=pool_size,
         open_timeout=open_timeout,
     )
+    return _media(store, opts, url)

@@ -1,5 +1,5 @@
-"""SQL the SQLite and PostgreSQL stores share: both keep the same three tables (`sessions`,
-`turns`, `facts`) and differ in placeholders and locking, not in their queries."""
+"""SQL the SQLite and PostgreSQL stores share: both keep the same four tables (`sessions`,
+`turns`, `facts`, `media`) and differ in placeholders and locking, not in their queries."""
 
 from __future__ import annotations
 
@@ -53,6 +53,16 @@ class Sql:
         )
         self.delete_facts = f"DELETE FROM facts WHERE tenant = {p} AND customer_id = {p}"
         self.insert_fact = f"INSERT INTO facts VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
+        self.insert_media = (
+            f"INSERT INTO media VALUES ({p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT DO NOTHING"
+        )
+        # A live session's image only: an expired session's are gone before the purge.
+        self.read_media = (
+            "SELECT m.mime, m.data FROM media m JOIN sessions s ON s.tenant = m.tenant AND "
+            f"s.session_id = m.session_id WHERE m.tenant = {p} AND m.session_id = {p} AND "
+            f"m.id = {p} AND (s.expires_at IS NULL OR s.expires_at > {p})"
+        )
+        self.delete_media = f"DELETE FROM media WHERE tenant = {p} AND session_id = {p}"
 
     def query(
         self,

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from glm_agent.exceptions import UserError
+from glm_agent.media import ImageInfo, MediaLimits, check_image
 from glm_agent.memory._session import (
     Session,
     SessionInfo,
@@ -82,13 +84,21 @@ class SessionStore(abc.ABC):
 
     The public methods check their input and (de)serialise here, once for every backend; a
     backend implements six small primitives over stored text (`write`, `read`, `query`, `remove`,
-    `write_summary`, `purge`) and `aclose`, as an httpx transport implements one request method.
+    `write_summary`, `purge`) and `aclose`, as an httpx transport implements one request method;
+    and, to keep images, `write_media` / `read_media` (the SQLite, Redis and PostgreSQL stores
+    do).
+
+    Images are kept by reference: `put_media` stores one with its session (deleted and expired
+    with it) under its sha256, and messages carry `media:<sha256>` instead of its bytes, so a
+    session's history stays small however many photos it holds.
     """
 
     #: The URL scheme this store answers to.
     scheme: str = ""
     #: Seconds a session lives after its last write (None: forever).
     ttl: float | None = None
+    #: What `put_media` takes (size, types); a store URL's `max_media_bytes` sets the size.
+    media_limits: MediaLimits = MediaLimits()
 
     async def __aenter__(self) -> Self:
         return self
@@ -183,6 +193,28 @@ class SessionStore(abc.ABC):
         """Delete expired sessions now (reads already hide them); how many were deleted."""
         return await self.purge()
 
+    async def put_media(self, tenant: str, session_id: str, data: bytes) -> ImageInfo:
+        """Keep an image with a session (the same bytes are kept once); refer to it in messages
+        as `media_ref(info.sha256)`. It is deleted, and expires, with the session.
+
+        Raises:
+            MediaError: the bytes are not an image `media_limits` takes (too large, of another
+                type, unreadable).
+        """
+        check_id("tenant", tenant)
+        check_id("session_id", session_id)
+        info = check_image(data, self.media_limits)
+        await self.write_media(tenant, session_id, info.sha256, info.mime, data)
+        return info
+
+    async def get_media(
+        self, tenant: str, session_id: str, media_id: str
+    ) -> tuple[str, bytes] | None:
+        """An image kept with a live session: (MIME type, bytes); None when there is none."""
+        check_id("tenant", tenant)
+        check_id("session_id", session_id)
+        return await self.read_media(tenant, session_id, media_id)
+
     # --- what a backend implements -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -225,6 +257,20 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close connections and pools (the store cannot be used afterwards)."""
+
+    async def write_media(
+        self, tenant: str, session_id: str, media_id: str, mime: str, data: bytes
+    ) -> None:
+        """Keep an image with a session, unless one with that id is kept already."""
+        raise UserError(
+            f"{type(self).__name__} keeps no images; use the SQLite, Redis or PostgreSQL store"
+        )
+
+    async def read_media(
+        self, tenant: str, session_id: str, media_id: str
+    ) -> tuple[str, bytes] | None:
+        """A live session's image (MIME type, bytes), or None."""
+        return None
 
 
 class FactStore(abc.ABC):

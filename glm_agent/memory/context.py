@@ -35,19 +35,38 @@ from dataclasses import dataclass
 
 from glm_agent.exceptions import ContextLengthError, UserError
 from glm_agent.memory._session import Summary
-from glm_agent.messages import AssistantMessage, Message, SystemMessage, ToolMessage
+from glm_agent.messages import (
+    AssistantMessage,
+    MediaPart,
+    Message,
+    SystemMessage,
+    ToolMessage,
+    UserMessage,
+)
 
 __all__ = [
     "ContextResult",
     "ContextWindow",
+    "MediaCounter",
     "Summarizer",
     "TokenCounter",
+    "estimate_media_tokens",
     "estimate_tokens",
     "turn_units",
 ]
 
 TokenCounter = Callable[[str], int]
 """Counts the tokens of a text (the local GLM tokenizer's count, or `estimate_tokens`)."""
+
+MediaCounter = Callable[[MediaPart], int]
+"""Counts the prompt tokens of an image or video (the model's `count_media_tokens`)."""
+
+
+def estimate_media_tokens(part: MediaPart) -> int:
+    """An image's or video's tokens by rule of thumb (`ImagePart.estimated_tokens`), for
+    models that do not count their own."""
+    return part.estimated_tokens()
+
 
 Summarizer = Callable[[list[Message], str | None], Awaitable[str]]
 """`await summarize(messages, previous_summary)`: a new summary of both, made by the model."""
@@ -124,6 +143,8 @@ class ContextWindow:
         keep_after_summary: When summarising, keep verbatim only the newest turns that fill this
             fraction of the room left for history, so the next turns fit without summarising again.
         summary_prefix: The text put before the summary in its system message.
+        count_media: Counts an image's or video's tokens (default: `estimate_media_tokens`;
+            the agent passes its model's `count_media_tokens`).
     """
 
     def __init__(
@@ -136,6 +157,7 @@ class ContextWindow:
         message_overhead: int = 4,
         keep_after_summary: float = 0.5,
         summary_prefix: str = "Summary of the earlier conversation:\n",
+        count_media: MediaCounter = estimate_media_tokens,
     ) -> None:
         if max_tokens <= reserve_output:
             raise UserError(
@@ -150,6 +172,7 @@ class ContextWindow:
         self.message_overhead = message_overhead
         self.keep_after_summary = keep_after_summary
         self.summary_prefix = summary_prefix
+        self.count_media = count_media
 
     @property
     def budget(self) -> int:
@@ -157,14 +180,18 @@ class ContextWindow:
         return self.max_tokens - self.reserve_output
 
     def message_tokens(self, m: Message) -> int:
-        """Tokens one message costs (its text, reasoning and tool calls, plus the overhead)."""
-        parts = [m.content or ""]
+        """Tokens one message costs (its text, images, reasoning and tool calls, plus the
+        overhead)."""
+        n = self.message_overhead
         if isinstance(m, AssistantMessage):
-            parts.append(m.reasoning or "")
+            parts = [m.content or "", m.reasoning or ""]
             parts.extend(f"{c.name} {c.arguments}" for c in m.tool_calls)
-            n = self.message_overhead * (1 + len(m.tool_calls))
+            n *= 1 + len(m.tool_calls)
+        elif isinstance(m, UserMessage | ToolMessage):
+            parts = [m.text]
+            n += sum(self.count_media(p) for p in m.media)
         else:
-            n = self.message_overhead
+            parts = [m.content]
         return n + sum(self.count_tokens(p) for p in parts if p)
 
     def count(self, messages: Sequence[Message]) -> int:

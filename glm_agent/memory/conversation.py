@@ -13,6 +13,11 @@ ctx = await memory.prepare("customer-17", system_prompt, [UserMessage(content=qu
 await memory.commit("customer-17", turn, expected_version=ctx.version)
 ```
 
+Images are kept by reference: `commit` stores each `data:` image of the turn with the session
+(`SessionStore.put_media`) and writes `media:<sha256>` in its place; `prepare` puts the bytes back
+only into the messages that go to the model this turn, so loading a session never copies its
+photos, and history that no longer fits takes its images with it.
+
 Concurrency is optimistic: `commit` passes the version `prepare` saw. When another run appended
 meanwhile, `conflicts="append"` (the default) stores the turn after it, so no acknowledged turn is
 ever lost and turns never interleave; `conflicts="raise"` raises `SessionConflictError` instead,
@@ -27,11 +32,15 @@ from typing import Literal
 
 from glm_agent import tracing
 from glm_agent.exceptions import SessionConflictError
+from glm_agent.media import media_ref, parse_data_url, ref_digest, to_data_url
 from glm_agent.memory._open import open_store
 from glm_agent.memory._session import Session, SessionMetadata
 from glm_agent.memory._store import SessionStore
 from glm_agent.memory.context import ContextResult, ContextWindow
-from glm_agent.messages import Message
+from glm_agent.messages import ImagePart, ImageURL, Message, TextPart, ToolMessage, UserMessage
+
+GONE = "(an image the customer sent earlier, no longer kept)"
+"""What the model reads in place of an image whose session copy is gone (deleted, expired)."""
 
 __all__ = ["ConversationMemory", "PreparedContext"]
 
@@ -113,6 +122,7 @@ class ConversationMemory:
             )
             if ctx.summary_changed and session is not None:
                 await self.store.set_summary(tenant, session_id, ctx.summary)
+            messages = [await self._with_images(tenant, session_id, m) for m in ctx.messages]
             if span.is_recording():
                 stored = len(session.messages) if session else 0
                 span.set_attribute("glm_agent.memory.version", session.version if session else 0)
@@ -122,7 +132,7 @@ class ConversationMemory:
                 span.set_attribute("glm_agent.memory.summarized", ctx.summary_changed)
                 span.set_attribute("glm_agent.memory.dropped", ctx.dropped)
         return PreparedContext(
-            messages=ctx.messages,
+            messages=messages,
             version=session.version if session else 0,
             session=session,
             context=ctx,
@@ -153,6 +163,7 @@ class ConversationMemory:
         tenant = tenant or self.tenant
         if self.redact is not None:
             turn = [self.redact(m) for m in turn]
+        turn = [await self._by_reference(tenant, session_id, m) for m in turn]
         attributes = {
             "gen_ai.conversation.id": session_id,
             "glm_agent.tenant": tenant,
@@ -171,6 +182,41 @@ class ConversationMemory:
                 version = await self.store.append(tenant, session_id, turn, metadata=metadata)
             span.set_attribute("glm_agent.memory.version", version)
             return version
+
+    async def _by_reference(self, tenant: str, session_id: str, m: Message) -> Message:
+        """`m` with its `data:` images kept in the store and referred to as `media:<sha256>`."""
+        if not isinstance(m, UserMessage | ToolMessage) or isinstance(m.content, str):
+            return m
+        if not any(isinstance(p, ImagePart) and p.url.startswith("data:") for p in m.content):
+            return m
+        parts: list[TextPart | ImagePart | object] = []
+        for p in m.content:
+            if isinstance(p, ImagePart) and p.url.startswith("data:"):
+                info = await self.store.put_media(tenant, session_id, parse_data_url(p.url)[1])
+                url = ImageURL(url=media_ref(info.sha256), detail=p.image_url.detail)
+                p = ImagePart(image_url=url, width=info.width, height=info.height)
+            parts.append(p)
+        return m.model_copy(update={"content": tuple(parts)})
+
+    async def _with_images(self, tenant: str, session_id: str, m: Message) -> Message:
+        """`m` with its `media:` images as `data:` URLs again (the model needs the bytes)."""
+        if not isinstance(m, UserMessage | ToolMessage) or isinstance(m.content, str):
+            return m
+        if not any(isinstance(p, ImagePart) and ref_digest(p.url) for p in m.content):
+            return m
+        parts: list[object] = []
+        for p in m.content:
+            digest = ref_digest(p.url) if isinstance(p, ImagePart) else None
+            if digest is not None:
+                found = await self.store.get_media(tenant, session_id, digest)
+                if found is None:
+                    p = TextPart(text=GONE)
+                else:
+                    assert isinstance(p, ImagePart)
+                    url = p.image_url.model_copy(update={"url": to_data_url(*found)})
+                    p = p.model_copy(update={"image_url": url})
+            parts.append(p)
+        return m.model_copy(update={"content": tuple(parts)})
 
     async def aclose(self) -> None:
         """Close the store if this memory opened it from a URL."""

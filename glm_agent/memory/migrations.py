@@ -39,6 +39,13 @@ SQLITE_MIGRATIONS: list[list[str]] = [
             text TEXT NOT NULL, vector BLOB NOT NULL, created_at REAL NOT NULL,
             UNIQUE (tenant, customer_id, text))""",
     ],
+    # 3: images kept with their session (messages refer to them as media:<sha256>)
+    [
+        """CREATE TABLE media (
+            tenant TEXT NOT NULL, session_id TEXT NOT NULL, id TEXT NOT NULL,
+            mime TEXT NOT NULL, data BLOB NOT NULL, created_at REAL NOT NULL,
+            PRIMARY KEY (tenant, session_id, id))""",
+    ],
 ]
 """Schema migrations: entry `i` takes a database from version `i` to `i + 1`."""
 
@@ -69,6 +76,13 @@ POSTGRES_MIGRATIONS: list[list[str]] = [
             text TEXT NOT NULL, vector BYTEA NOT NULL, created_at DOUBLE PRECISION NOT NULL)""",
         # On the text's hash: a btree entry holds at most about 2.7 kB, a fact may be longer.
         "CREATE UNIQUE INDEX facts_by_text ON facts (tenant, customer_id, md5(text))",
+    ],
+    # 3: images kept with their session (messages refer to them as media:<sha256>)
+    [
+        """CREATE TABLE media (
+            tenant TEXT NOT NULL, session_id TEXT NOT NULL, id TEXT NOT NULL,
+            mime TEXT NOT NULL, data BYTEA NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (tenant, session_id, id))""",
     ],
 ]
 """Schema migrations: entry `i` takes a schema from version `i` to `i + 1`."""

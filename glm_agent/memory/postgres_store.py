@@ -144,6 +144,7 @@ class PostgresStore(SessionStore, FactStore):
     @staticmethod
     async def _delete(conn: Any, tenant: str, sid: str) -> bool:
         await conn.execute(_SQL.delete_turns, (tenant, sid))
+        await conn.execute(_SQL.delete_media, (tenant, sid))
         cur = await conn.execute(_SQL.delete_session, (tenant, sid))
         return bool(cur.rowcount > 0)
 
@@ -291,7 +292,24 @@ class PostgresStore(SessionStore, FactStore):
             ).fetchall()
             for tenant, sid in rows:
                 await conn.execute(_SQL.delete_turns, (tenant, sid))
+                await conn.execute(_SQL.delete_media, (tenant, sid))
         return len(rows)
+
+    async def write_media(
+        self, tenant: str, session_id: str, media_id: str, mime: str, data: bytes
+    ) -> None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            await conn.execute(_SQL.insert_media, (tenant, session_id, media_id, mime, data, now()))
+
+    async def read_media(
+        self, tenant: str, session_id: str, media_id: str
+    ) -> tuple[str, bytes] | None:
+        pool = await self._get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(_SQL.read_media, (tenant, session_id, media_id, now()))
+            row = await cur.fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
 
     # --- long-term facts --------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Keys, for prefix `P` and tenant `T` (URL-quoted, so it holds no `:`):
 `P:T:s:<session>` (hash: version and metadata), `P:T:t:<session>` (list: one JSON turn per append),
 `P:T:idx` (sorted set: sessions by last write), `P:T:c:<customer>` (set: a customer's sessions),
-`P:T:f:<customer>` (hash: long-term facts).
+`P:T:f:<customer>` (hash: long-term facts), `P:T:m:<session>` (hash: the session's images, by
+sha256, each `mime;base64`; it expires and is deleted with the session).
 
 An append is one Lua script: it checks the version, pushes the turn and bumps the version with no
 other command in between, so concurrent appends never interleave. Expiry uses Redis's own key TTL.
@@ -30,9 +31,9 @@ from glm_agent.memory._store import FactStore, SessionRecord, SessionStore
 
 __all__ = ["RedisStore"]
 
-# KEYS: session hash, turns list, tenant index. ARGV: expected version or '', turn JSON or ''
-# (metadata only), now, ttl in ms or '', session id, customer-set key prefix, then field/value
-# pairs of metadata to set (value '\0' deletes the field).
+# KEYS: session hash, turns list, tenant index, media hash. ARGV: expected version or '', turn
+# JSON or '' (metadata only), now, ttl in ms or '', session id, customer-set key prefix, then
+# field/value pairs of metadata to set (value '\0' deletes the field).
 _APPEND = """
 local version = 0
 local exists = redis.call('EXISTS', KEYS[1]) == 1
@@ -63,16 +64,28 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'expires_at', tonumber(ARGV[3]) + tonumber(ARGV[4]) / 1000)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return {0, version}
 """
 
-# KEYS: session hash, turns list, tenant index. ARGV: session id, customer-set key prefix.
+# KEYS: session hash, turns list, tenant index, media hash. ARGV: session id, customer-set
+# key prefix.
 _DELETE = """
 local customer = redis.call('HGET', KEYS[1], 'customer_id')
 if customer then redis.call('SREM', ARGV[2] .. customer, ARGV[1]) end
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
 return redis.call('DEL', KEYS[1], KEYS[2]) > 0 and 1 or 0
+"""
+
+# KEYS: session hash, media hash. ARGV: image id, `mime;base64`. The images live as long as the
+# session: they take its remaining time to live (appends renew both).
+_MEDIA = """
+redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
 """
 
 # KEYS: session hash. ARGV: summary text and covered count, or nothing to clear it.
@@ -140,7 +153,13 @@ class RedisStore(SessionStore, FactStore):
             except ImportError as e:
                 raise MissingDependencyError("redis", "memory", "Redis sessions") from e
             self._client = aioredis.Redis.from_url(self.url, decode_responses=True)
-            scripts = {"append": _APPEND, "delete": _DELETE, "summary": _SUMMARY, "prune": _PRUNE}
+            scripts = {
+                "append": _APPEND,
+                "delete": _DELETE,
+                "summary": _SUMMARY,
+                "prune": _PRUNE,
+                "media": _MEDIA,
+            }
             for name, source in scripts.items():
                 self._scripts[name] = self._client.register_script(source)
         return self._client
@@ -154,6 +173,7 @@ class RedisStore(SessionStore, FactStore):
             self._key(tenant, "s", session_id),
             self._key(tenant, "t", session_id),
             self._key(tenant, "idx"),
+            self._key(tenant, "m", session_id),
         ]
 
     # --- the store's primitives -------------------------------------------------------------
@@ -188,6 +208,25 @@ class RedisStore(SessionStore, FactStore):
                 tenant, session_id, expected=expected_version or 0, actual=version
             )
         return int(version)
+
+    async def write_media(
+        self, tenant: str, session_id: str, media_id: str, mime: str, data: bytes
+    ) -> None:
+        self._redis()
+        value = f"{mime};{base64.b64encode(data).decode()}"
+        keys = [self._key(tenant, "s", session_id), self._key(tenant, "m", session_id)]
+        await self._scripts["media"](keys=keys, args=[media_id, value])
+
+    async def read_media(
+        self, tenant: str, session_id: str, media_id: str
+    ) -> tuple[str, bytes] | None:
+        keys = [self._key(tenant, "s", session_id), self._key(tenant, "m", session_id)]
+        async with self._redis().pipeline(transaction=True) as pipe:
+            live, raw = await pipe.exists(keys[0]).hget(keys[1], media_id).execute()
+        if not live or raw is None:
+            return None
+        mime, _, data = str(raw).partition(";")
+        return mime, base64.b64decode(data)
 
     async def read(self, tenant: str, session_id: str) -> tuple[SessionRecord, list[str]] | None:
         keys = self._session_keys(tenant, session_id)

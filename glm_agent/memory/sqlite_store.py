@@ -68,6 +68,7 @@ class SQLiteStore(SessionStore, FactStore):
     @staticmethod
     def _delete(conn: sqlite3.Connection, tenant: str, sid: str) -> bool:
         conn.execute(_SQL.delete_turns, (tenant, sid))
+        conn.execute(_SQL.delete_media, (tenant, sid))
         return conn.execute(_SQL.delete_session, (tenant, sid)).rowcount > 0
 
     def _upsert(
@@ -171,6 +172,19 @@ class SQLiteStore(SessionStore, FactStore):
             return len(rows)
 
         return await self._db.write(tx)
+
+    async def write_media(
+        self, tenant: str, session_id: str, media_id: str, mime: str, data: bytes
+    ) -> None:
+        args = (tenant, session_id, media_id, mime, data, now())
+        await self._db.write(lambda c: c.execute(_SQL.insert_media, args))
+
+    async def read_media(
+        self, tenant: str, session_id: str, media_id: str
+    ) -> tuple[str, bytes] | None:
+        args = (tenant, session_id, media_id, now())
+        row = await self._db.run(lambda c: c.execute(_SQL.read_media, args).fetchone())
+        return None if row is None else (str(row[0]), bytes(row[1]))
 
     # --- long-term facts --------------------------------------------------------------------
 

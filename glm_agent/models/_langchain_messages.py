@@ -1,4 +1,9 @@
-"""Messages between glm-agent and LangChain: roles, tool calls, reasoning and usage."""
+"""Messages between glm-agent and LangChain: roles, tool calls, reasoning, images and usage.
+
+Images go to LangChain as OpenAI `image_url` blocks (what LangChain's OpenAI-compatible chat
+models send as they are) and come back from those, from LangChain 1.x standard `image` blocks
+(`url`, or `base64` with `mime_type`) and from 0.3's (`source_type` `url` / `base64`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from typing import Any
 
 from langchain_core import messages as lc
 
+from glm_agent._parts import parts_from_openai, parts_to_openai
 from glm_agent.exceptions import UserError
 from glm_agent.messages import (
     AssistantMessage,
+    Content,
     Message,
     ModelResponse,
     SystemMessage,
@@ -23,6 +30,7 @@ from glm_agent.messages import (
 
 __all__ = [
     "assistant_from_langchain",
+    "content_from_langchain",
     "message_text",
     "messages_from_langchain",
     "messages_to_langchain",
@@ -40,6 +48,43 @@ def message_text(content: Any) -> str:
         for b in content
         if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
     )
+
+
+def _block(b: Any) -> Any:
+    """A LangChain content block in OpenAI's part shape (standard image / video blocks)."""
+    if not isinstance(b, dict) or b.get("type") not in ("image", "video"):
+        return b
+    kind = f"{b['type']}_url"
+    url = b.get("url")
+    data = b.get("base64") or (b.get("data") if b.get("source_type") == "base64" else None)
+    if url is None and data is not None:
+        url = f"data:{b.get('mime_type') or 'image/png'};base64,{data}"
+    if url is None:
+        url = b.get("data") if b.get("source_type") == "url" else None
+    return {"type": kind, kind: {"url": url}}
+
+
+def content_from_langchain(content: Any, where: str) -> Content:
+    """A LangChain message's content as ours: text, or parts when it holds images or videos.
+
+    Raises:
+        UserError: a block glm-agent cannot read (an image without a URL or data...).
+    """
+    if isinstance(content, str):
+        return content
+    blocks = [
+        _block(b)
+        for b in content
+        if isinstance(b, str) or (isinstance(b, dict) and b.get("type") not in ("reasoning",))
+    ]
+    known = [b for b in blocks if isinstance(b, str) or b.get("type") in _TAKEN]
+    try:
+        return parts_from_openai(known, where)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+_TAKEN = ("text", "image_url", "video_url")
 
 
 def reasoning_of(message: lc.BaseMessage) -> str | None:
@@ -63,7 +108,7 @@ def messages_to_langchain(messages: Sequence[Message]) -> list[lc.BaseMessage]:
         if isinstance(m, SystemMessage):
             out.append(lc.SystemMessage(content=m.content))
         elif isinstance(m, UserMessage):
-            out.append(lc.HumanMessage(content=m.content))
+            out.append(lc.HumanMessage(content=parts_to_openai(m.content)))  # type: ignore[arg-type]
         elif isinstance(m, AssistantMessage):
             extra = {"reasoning_content": m.reasoning} if m.reasoning is not None else {}
             calls = [
@@ -76,7 +121,7 @@ def messages_to_langchain(messages: Sequence[Message]) -> list[lc.BaseMessage]:
         else:
             out.append(
                 lc.ToolMessage(
-                    content=m.content,
+                    content=parts_to_openai(m.content),  # type: ignore[arg-type]
                     tool_call_id=m.tool_call_id,
                     name=m.name,
                     status="error" if m.is_error else "success",
@@ -122,13 +167,13 @@ def messages_from_langchain(messages: Sequence[lc.BaseMessage]) -> list[Message]
         if isinstance(m, lc.SystemMessage):
             out.append(SystemMessage(content=message_text(m.content)))
         elif isinstance(m, lc.HumanMessage):
-            out.append(UserMessage(content=message_text(m.content)))
+            out.append(UserMessage(content=content_from_langchain(m.content, "a HumanMessage")))
         elif isinstance(m, lc.AIMessage):
             out.append(assistant_from_langchain(m))
         elif isinstance(m, lc.ToolMessage):
             out.append(
                 ToolMessage(
-                    content=message_text(m.content),
+                    content=content_from_langchain(m.content, "a ToolMessage"),
                     tool_call_id=m.tool_call_id,
                     name=m.name,
                     is_error=m.status == "error",

@@ -96,6 +96,18 @@ def _merge_extra(body: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _raw_base64(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Zhipu's API documents an inline image as its bare base64 (no `data:` prefix)."""
+    for m in messages:
+        if not isinstance(m.get("content"), list):
+            continue
+        for part in m["content"]:
+            ref = part.get("image_url")
+            if isinstance(ref, dict) and str(ref.get("url", "")).startswith("data:"):
+                ref["url"] = ref["url"].split(",", 1)[1]
+    return messages
+
+
 def chat_body(
     model: str,
     messages: Sequence[Message],
@@ -105,8 +117,17 @@ def chat_body(
     *,
     stream: bool,
 ) -> dict[str, Any]:
-    """The JSON body of a `/chat/completions` request (server-side GLM tool-call parsing)."""
-    body: dict[str, Any] = {"model": model, "messages": messages_to_openai(messages)}
+    """The JSON body of a `/chat/completions` request (server-side GLM tool-call parsing).
+
+    Images and videos go as OpenAI content parts in user and tool messages (vLLM and SGLang
+    read `data:` and `http(s)` URLs; GLM-4.6V also reads images in tool results); to Zhipu, an
+    inline image goes as bare base64, as its API documents.
+    """
+    wire = messages_to_openai(messages)
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": _raw_base64(wire) if provider == "zhipu" else wire,
+    }
     if tools:
         body["tools"] = [t.to_openai() for t in tools]
         if settings.tool_choice is not None:

@@ -19,6 +19,7 @@ from glm_agent.messages import (
     ModelStreamEvent,
     ResponseDone,
     ToolDefinition,
+    loggable_content,
 )
 from glm_agent.models.base import ChatModel
 from glm_agent.settings import ModelSettings
@@ -47,7 +48,7 @@ def _attributes(
 
 
 def _message_json(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    out: dict[str, Any] = {"role": m.role, "content": loggable_content(m.content)}
     if isinstance(m, AssistantMessage) and m.tool_calls:
         out["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
     return out

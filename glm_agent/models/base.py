@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 
 from glm_agent._sync_bridge import iterate_sync, run_sync
 from glm_agent.messages import (
+    MediaPart,
     Message,
     ModelResponse,
     ModelStreamEvent,
@@ -47,6 +48,14 @@ class ChatModel(abc.ABC):
 
     #: A short name for logs and transcripts (a model id, a checkpoint path...).
     name: str = "model"
+    #: What the model reads besides text (`image`, `video`); `()`: text only; None: not known
+    #: here (a server decides). A run refuses images for a model that reads none, up front.
+    media: tuple[str, ...] | None = None
+
+    def count_media_tokens(self, part: MediaPart) -> int:
+        """Prompt tokens an image or video costs this model (it fits session history into
+        the context). Default: GLM's vision processors' rule of thumb."""
+        return part.estimated_tokens()
 
     @abc.abstractmethod
     async def request(

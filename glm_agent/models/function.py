@@ -21,6 +21,7 @@ from glm_agent.messages import (
     ToolDefinition,
     ToolMessage,
     Usage,
+    UserMessage,
 )
 from glm_agent.models.base import ChatModel
 from glm_agent.settings import ModelSettings
@@ -53,10 +54,15 @@ StreamFunction = Callable[
 
 def estimate_tokens(messages: Iterable[Message]) -> int:
     """A rough token count for models without a tokenizer: about one token per CJK character
-    or per four bytes of other text (UTF-8 bytes / 3.5 covers both well enough)."""
+    or per four bytes of other text (UTF-8 bytes / 3.5 covers both well enough); images and
+    videos by `ImagePart.estimated_tokens`."""
     total = 0
     for m in messages:
-        size = len((getattr(m, "content", None) or "").encode())
+        if isinstance(m, UserMessage | ToolMessage):
+            size = len(m.text.encode())
+            total += sum(p.estimated_tokens() for p in m.media)
+        else:
+            size = len((m.content or "").encode())
         if isinstance(m, AssistantMessage):
             size += len((m.reasoning or "").encode())
             size += sum(len(c.name) + len(c.arguments.encode()) for c in m.tool_calls)
@@ -80,6 +86,8 @@ class FunctionModel(ChatModel):
             chunks.
         name: Name shown in transcripts.
         chunk_size: Characters per text delta when replaying a turn as a stream.
+        media: What the scripted model reads besides text (`("image",)`, `()` for text
+            only); None: anything (the function sees whatever the messages hold).
     """
 
     def __init__(
@@ -89,6 +97,7 @@ class FunctionModel(ChatModel):
         stream_function: StreamFunction | None = None,
         name: str = "function",
         chunk_size: int = 4,
+        media: tuple[str, ...] | None = None,
     ) -> None:
         if function is None and stream_function is None:
             raise TypeError("FunctionModel needs a function, a stream_function or both")
@@ -96,6 +105,7 @@ class FunctionModel(ChatModel):
         self.stream_function = stream_function
         self.name = name
         self.chunk_size = chunk_size
+        self.media = media
 
     def _usage(self, messages: Sequence[Message], reply: AssistantMessage) -> Usage:
         return Usage(

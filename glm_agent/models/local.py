@@ -4,6 +4,11 @@ Renders with the checkpoint's GLM format, generates on a worker thread (the even
 free), parses reasoning and tool calls (also while streaming) and reports token usage. The
 engine keeps the K/V of recent prompts and outputs: each step of an agent run, each turn of a
 session and each session sharing the system prompt and tools prefills only what is new.
+
+Vision checkpoints (`glm4v`, `glm4v_moe`, `glm46v`) read the images of user (and GLM-4.5V /
+4.6V tool) messages: the checkpoint's image processor makes their pixels, the prompt's
+`<|image|>` placeholders are expanded to one token per merged patch, and the runtime's
+`VisionEngine` generates (one sequence at a time, no prefix reuse).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from glm_agent.exceptions import ModelError
 from glm_agent.messages import (
     AssistantMessage,
+    MediaPart,
     Message,
     ModelResponse,
     ModelStreamEvent,
@@ -33,6 +39,7 @@ from glm_agent.runtime.engine import Engine, GenerationResult, LogitsHook
 from glm_agent.runtime.loading import LoadedModel, load_model
 from glm_agent.runtime.prefix_cache import PrefixCache
 from glm_agent.runtime.sampling import SamplingParams
+from glm_agent.runtime.vision import VisionEngine, vision_prompt
 from glm_agent.settings import ModelSettings
 
 __all__ = ["LocalGLM"]
@@ -64,7 +71,8 @@ def _chat_template(root: Path) -> str | None:
 
 
 class LocalGLM(ChatModel):
-    """A GLM checkpoint (`glm`, `glm4`, `glm4_moe`) generating in this process.
+    """A GLM checkpoint (`glm`, `glm4`, `glm4_moe`; vision: `glm4v`, `glm4v_moe`, `glm46v`)
+    generating in this process.
 
     Args:
         path_or_id: Checkpoint directory or hub id.
@@ -131,15 +139,33 @@ class LocalGLM(ChatModel):
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
         self.stop_token_ids = tuple(dict.fromkeys([*self.format.facts.stop_token_ids, *eos_ids]))
         pad = config.pad_token_id if config.pad_token_id is not None else self.stop_token_ids[0]
-        self.engine = Engine(
-            self.loaded.model,
-            decode=self.tokenizer.decode,
-            attention_backend=self.loaded.attention_backend,
-            prefill_chunk=prefill_chunk,
-            compile_decode=compile_decode,
-            pad_token_id=pad,
-            prefix_cache_bytes=prefix_cache_bytes,
-        )
+        self.media: tuple[str, ...] | None = ()
+        self.image_processor: Any = None
+        self.processor_source: str | None = None
+        """`AutoProcessor`, or `AutoImageProcessor` where the processor needs torchvision."""
+        self.engine: Engine | VisionEngine
+        if self.loaded.vision:
+            from glm_agent.models import _local_vision as lv
+
+            self.image_processor, self.processor_source = lv.image_processor_for(root)
+            self.image_token_id = lv.image_token_id(self.tokenizer, config, root)
+            self.media = ("image",)
+            self.engine = VisionEngine(
+                self.loaded.model,
+                decode=self.tokenizer.decode,
+                attention_backend=self.loaded.attention_backend,
+            )
+            max_batch_size = 1
+        else:
+            self.engine = Engine(
+                self.loaded.model,
+                decode=self.tokenizer.decode,
+                attention_backend=self.loaded.attention_backend,
+                prefill_chunk=prefill_chunk,
+                compile_decode=compile_decode,
+                pad_token_id=pad,
+                prefix_cache_bytes=prefix_cache_bytes,
+            )
         self.batcher = Batcher(self.engine, max_batch_size, logits_hook)
         self.name = f"tiny-glm:{path}" if self.loaded.is_tiny else path
         if self.loaded.is_tiny:
@@ -173,12 +199,20 @@ class LocalGLM(ChatModel):
         """Tokens of `text` with the checkpoint's tokenizer (used to fit session history)."""
         return self.tokenizer.count(text)
 
+    def count_media_tokens(self, part: MediaPart) -> int:
+        """An image's prompt tokens by the checkpoint's own image processor."""
+        if self.image_processor is None:
+            return part.estimated_tokens()
+        from glm_agent.models._local_vision import image_token_count
+
+        return image_token_count(self.image_processor, part)
+
     def _prepare(
         self,
         messages: Sequence[Message],
         tools: Sequence[ToolDefinition],
         settings: ModelSettings | None,
-    ) -> tuple[list[int], SamplingParams, ModelSettings]:
+    ) -> tuple[Sequence[int], SamplingParams, ModelSettings]:
         s = settings or ModelSettings()
         # The template switches, as a chat server would read them (`chat_template_kwargs`).
         kw = s.extra.get("chat_template_kwargs") or {}
@@ -190,7 +224,12 @@ class LocalGLM(ChatModel):
             clear_thinking=clear,
             reasoning_effort=kw.get("reasoning_effort"),
         )
-        ids = list(self.tokenizer.encode_prompt(prompt))
+        ids: Sequence[int] = list(self.tokenizer.encode_prompt(prompt))
+        if self.image_processor is not None:
+            from glm_agent.models._local_vision import conversation_images
+
+            images = conversation_images(messages)
+            ids = vision_prompt(ids, images, self.image_processor, self.image_token_id)
         facts = self.format.facts
         budget = self.engine.budget()
         room = budget.max_tokens - len(ids)

@@ -26,8 +26,9 @@ from pydantic import SecretStr
 
 from glm_agent import tracing
 from glm_agent.exceptions import ModelError, UserError
-from glm_agent.messages import Message, ModelResponse, ModelStreamEvent, ToolDefinition
+from glm_agent.messages import MediaPart, Message, ModelResponse, ModelStreamEvent, ToolDefinition
 from glm_agent.models import _openai_wire as wire
+from glm_agent.models._media import family_media_tokens, media_of, refuse_media_in_prompt
 from glm_agent.models._retry import RetryPolicy
 from glm_agent.models._sse import aiter_sse, iter_sse
 from glm_agent.models._tool_repair import SERVER_TOOL_CALLS, CallRepair, ServerToolCalls, retried
@@ -116,6 +117,10 @@ class OpenAICompatibleModel(ChatModel):
         max_backoff: Cap on one backoff wait.
         headers: Extra HTTP headers for every request.
         name: Name shown in transcripts (default: `model`).
+        media: What the model reads besides text (`("image", "video")`, `()`); default: what
+            its name says (GLM-4.1V / 4.5V / 4.6V, GLM-5.3-Flash, glm-4v read images; other GLM
+            names text only; names glm-agent does not know: left to the server). Images are
+            sent in chat mode only: a prompt rendered for `completions` cannot carry them.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class OpenAICompatibleModel(ChatModel):
         headers: Mapping[str, str] | None = None,
         name: str | None = None,
         server_tool_calls: ServerToolCalls | None = None,
+        media: tuple[str, ...] | Literal["auto"] | None = "auto",
     ) -> None:
         if provider not in wire.PROVIDERS:
             raise UserError(
@@ -174,10 +180,16 @@ class OpenAICompatibleModel(ChatModel):
 
             self.family = family or family_for_model(model)
             self._format = get_format(self.family)
+        self.media = media_of(family or model) if media == "auto" else media
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
         self._aclient_keeper: AsyncGenerator[None, None] | None = None
+
+    def count_media_tokens(self, part: MediaPart) -> int:
+        """An image's tokens by its GLM family's processor rule (see `glm.image_tokens`),
+        else by the generic estimate."""
+        return family_media_tokens(self.family or self.model, part)
 
     def __repr__(self) -> str:
         return (
@@ -219,6 +231,7 @@ class OpenAICompatibleModel(ChatModel):
                 new_state=lambda: wire.ChatStreamState(self.model, repair),
             )
         fmt = self._format
+        refuse_media_in_prompt(messages)
         # Completions mode cannot force a call; `none` hides the tools, the rest act as `auto`.
         offered = [] if s.tool_choice == "none" else list(tools)
         think = s.enable_thinking

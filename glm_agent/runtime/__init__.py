@@ -1,6 +1,7 @@
 """Local GLM inference: transformers model classes, xformers attention, static KV cache,
 chunked prefill, sampling, streaming, static batching and prefix reuse (the K/V of earlier
-requests' prompts and outputs, kept within a memory budget: see docs/runtime.md).
+requests' prompts and outputs, kept within a memory budget: see docs/runtime.md); and vision
+checkpoints (`VisionEngine`: images in, one sequence at a time).
 
 ```python
 from glm_agent.runtime import Engine, SamplingParams, load_model
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from glm_agent.runtime.loading import (
         ATTENTION_BACKENDS,
         SUPPORTED_MODEL_TYPES,
+        VISION_MODEL_TYPES,
         LoadedModel,
         load_model,
         read_model_config,
@@ -41,12 +43,14 @@ if TYPE_CHECKING:
     from glm_agent.runtime.prefix_cache import PrefixCache, PrefixCacheStats, PrefixMatch
     from glm_agent.runtime.sampling import SamplingParams, sample_next
     from glm_agent.runtime.tiny import GLM4_VOCAB_SIZE, tiny_config, tiny_glm
+    from glm_agent.runtime.vision import VisionEngine, VisionPrompt, vision_prompt
     from glm_agent.runtime.xformers_attention import BiasPlan, choose_bias, register_xformers
 
 __all__ = [
     "ATTENTION_BACKENDS",
     "GLM4_VOCAB_SIZE",
     "SUPPORTED_MODEL_TYPES",
+    "VISION_MODEL_TYPES",
     "Batcher",
     "BiasPlan",
     "ContextBudget",
@@ -62,6 +66,8 @@ __all__ = [
     "SamplingParams",
     "StopStrings",
     "TokenStep",
+    "VisionEngine",
+    "VisionPrompt",
     "choose_bias",
     "context_budget",
     "decode_step",
@@ -75,6 +81,7 @@ __all__ = [
     "sample_next",
     "tiny_config",
     "tiny_glm",
+    "vision_prompt",
 ]
 
 _WHERE = {
@@ -82,6 +89,7 @@ _WHERE = {
     "ATTENTION_BACKENDS": "loading",
     "GLM4_VOCAB_SIZE": "tiny",
     "SUPPORTED_MODEL_TYPES": "loading",
+    "VISION_MODEL_TYPES": "loading",
     "BiasPlan": "xformers_attention",
     "ContextBudget": "budget",
     "Engine": "engine",
@@ -109,6 +117,9 @@ _WHERE = {
     "sample_next": "sampling",
     "tiny_config": "tiny",
     "tiny_glm": "tiny",
+    "VisionEngine": "vision",
+    "VisionPrompt": "vision",
+    "vision_prompt": "vision",
 }
 
 

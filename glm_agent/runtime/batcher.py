@@ -14,15 +14,37 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from glm_agent.exceptions import ContextLengthError, GlmAgentError, ModelError
-from glm_agent.runtime.engine import Engine, GenerationResult, LogitsHook
+from glm_agent.runtime.budget import ContextBudget
+from glm_agent.runtime.engine import GenerationResult, LogitsHook, TokenStep
 from glm_agent.runtime.sampling import SamplingParams
 
-__all__ = ["Batcher"]
+__all__ = ["BatchEngine", "Batcher"]
+
+
+class _Run(Iterable[TokenStep], Protocol):
+    results: list[GenerationResult]
+
+
+class BatchEngine(Protocol):
+    """What a batcher runs: `Engine`, or `VisionEngine` for vision checkpoints."""
+
+    def budget(self) -> ContextBudget: ...
+
+    def stream(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams | Sequence[SamplingParams],
+        *,
+        cancel: threading.Event | Sequence[threading.Event | None] | None = None,
+        logits_hook: LogitsHook | None = None,
+    ) -> _Run: ...
+
 
 log = logging.getLogger("glm_agent.runtime")
 
@@ -42,7 +64,7 @@ def worker_error(error: BaseException) -> BaseException:
 
 @dataclass
 class _Job:
-    ids: list[int]
+    ids: Sequence[int]  # a `VisionPrompt` keeps its pixels: never copied into a list
     params: SamplingParams
     cancel: threading.Event
     on_text: Callable[[str], None] | None
@@ -59,7 +81,7 @@ class Batcher:
     """
 
     def __init__(
-        self, engine: Engine, max_batch_size: int = 8, logits_hook: LogitsHook | None = None
+        self, engine: BatchEngine, max_batch_size: int = 8, logits_hook: LogitsHook | None = None
     ) -> None:
         self.engine = engine
         self.max_batch_size = max(1, max_batch_size)
@@ -80,7 +102,7 @@ class Batcher:
         on_text: Callable[[str], None] | None = None,
     ) -> Future[GenerationResult]:
         """Queue one sequence; `on_text` gets its text deltas on the worker thread."""
-        job = _Job(list(ids), params, cancel or threading.Event(), on_text)
+        job = _Job(ids, params, cancel or threading.Event(), on_text)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the batcher is closed")

@@ -1,8 +1,11 @@
 """Loading GLM checkpoints through transformers' own model classes.
 
 Supported `model_type`s: `glm` (glm-4-9b-chat-hf, glm-4-9b-chat-1m converted), `glm4`
-(GLM-4-9B/32B-0414, GLM-Z1) and `glm4_moe` (GLM-4.5 / 4.6 / 4.7). bf16 on GPU, fp32 on CPU;
-device, dtype and attention implementation are chosen automatically and can be overridden.
+(GLM-4-9B/32B-0414, GLM-Z1) and `glm4_moe` (GLM-4.5 / 4.6 / 4.7), loaded as causal LMs; and the
+vision checkpoints `glm4v` (GLM-4.1V-Thinking), `glm4v_moe` (GLM-4.5V, GLM-4.6V) and `glm46v`
+(GLM-4.6V, GLM-4.6V-Flash in transformers 5), loaded as image-text-to-text models. bf16 on GPU,
+fp32 on CPU; device, dtype and attention implementation are chosen automatically and can be
+overridden.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTENTION_BACKENDS",
     "SUPPORTED_MODEL_TYPES",
+    "VISION_MODEL_TYPES",
     "LoadedModel",
     "load_model",
     "read_model_config",
@@ -36,8 +40,14 @@ SUPPORTED_MODEL_TYPES: dict[str, str] = {
     "glm": "glm-4-9b-chat-hf, glm-4-9b-chat-1m (converted)",
     "glm4": "GLM-4-9B/32B-0414, GLM-Z1",
     "glm4_moe": "GLM-4.5 / 4.6 / 4.7",
+    "glm4v": "GLM-4.1V-9B-Thinking",
+    "glm4v_moe": "GLM-4.5V, GLM-4.6V",
+    "glm46v": "GLM-4.6V, GLM-4.6V-Flash",
 }
 """model_type -> the checkpoints it covers."""
+
+VISION_MODEL_TYPES = frozenset({"glm4v", "glm4v_moe", "glm46v"})
+"""The model types loaded with their vision encoder (images in, text out)."""
 
 ATTENTION_BACKENDS = ("xformers", "sdpa", "eager")
 """Attention implementations `load_model` accepts."""
@@ -81,6 +91,11 @@ class LoadedModel:
     def config(self) -> Any:
         """The model's transformers config."""
         return self.model.config
+
+    @property
+    def vision(self) -> bool:
+        """True for a vision checkpoint (`VISION_MODEL_TYPES`)."""
+        return self.model_type in VISION_MODEL_TYPES
 
 
 def resolve_device(device: str | None = None) -> torch.device:
@@ -187,7 +202,7 @@ def load_model(
     """
     try:
         import torch  # noqa: F401
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
     except ImportError as e:
         raise MissingDependencyError("torch and transformers", "local", "local GLM models") from e
 
@@ -196,10 +211,20 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     backend = resolve_attention(attention, dev)
+    if config.model_type in VISION_MODEL_TYPES and backend == "xformers":
+        if attention == "xformers":
+            raise UserError(
+                "xformers attention serves the text checkpoints' static cache; vision "
+                f"checkpoints ({config.model_type}) run on sdpa or eager"
+            )
+        backend = "sdpa"
+    auto: Any = (
+        AutoModelForImageTextToText
+        if config.model_type in VISION_MODEL_TYPES
+        else AutoModelForCausalLM
+    )
     try:
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dt, attn_implementation=backend
-        )
+        model: Any = auto.from_pretrained(path, dtype=dt, attn_implementation=backend)
     except OSError as e:
         raise UserError(f"cannot load weights from {path!r}: {e}") from e
     model.to(dev).eval()

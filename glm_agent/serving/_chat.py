@@ -8,8 +8,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from glm_agent._user_input import checked_messages
 from glm_agent.agent import AgentRun
 from glm_agent.exceptions import InvalidRequestError
+from glm_agent.media import DEFAULT_LIMITS
 from glm_agent.messages import (
     Message,
     ReasoningDelta,
@@ -119,7 +121,7 @@ async def chat_completion(
 
 def _agent_inputs(
     served: ServedAgent, req: ChatCompletionRequest, session_id: str | None
-) -> tuple[str, list[Message] | None]:
+) -> tuple[UserMessage, list[Message] | None]:
     msgs = _messages(req)
     last = msgs[-1]
     if not isinstance(last, UserMessage):
@@ -128,8 +130,9 @@ def _agent_inputs(
         )
     if session_id is not None and served.agent.memory is not None:
         # The server holds the conversation: the client's copy of it is not replayed.
-        return last.content, None
-    history = msgs[:-1]
+        return last, None
+    agent = served.agent
+    history = checked_messages(msgs[:-1], agent.media_limits, agent.model.media, served.name)
     if pending_calls(history):
         # An agent's tools run here, on the model's calls, never on calls a client wrote.
         raise InvalidRequestError(
@@ -138,7 +141,7 @@ def _agent_inputs(
             "conversation without them",
             param="messages",
         )
-    return last.content, history
+    return last, history
 
 
 async def _agent_completion(
@@ -211,7 +214,7 @@ async def drain(run: AgentRun[Any]) -> RunResult[Any]:
 async def _model_completion(
     state: ServerState, model: ChatModel, req: ChatCompletionRequest
 ) -> dict[str, Any] | AsyncIterator[str]:
-    msgs = _messages(req)
+    msgs = checked_messages(_messages(req), DEFAULT_LIMITS, model.media, req.model)
     tools = [ToolDefinition.from_openai(t.model_dump(exclude_none=True)) for t in req.tools or []]
     settings = req.settings()
     chunks = Chunks(req.model)

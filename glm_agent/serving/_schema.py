@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,7 +31,8 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who wrote it."""
     content: str | list[dict[str, Any]] | None = None
-    """Text, or OpenAI content parts (the text parts are kept)."""
+    """Text, or OpenAI content parts: `text` anywhere, `image_url` (http(s) or base64 `data:`
+    URLs) and `video_url` in user and tool messages."""
     name: str | None = None
     """Optional author name."""
     tool_calls: list[dict[str, Any]] | None = None
@@ -168,8 +169,13 @@ class AgentRunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | None = Field(default=None, min_length=1)
-    """The user's message; leave it out to resume a deferred run with `approvals`."""
+    input: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[dict[str, Any]], Field(min_length=1, max_length=64)]
+        | None
+    ) = None
+    """The user's message, text or OpenAI content parts (`text`, `image_url`, `video_url`);
+    leave it out to resume a deferred run with `approvals`."""
     approvals: dict[str, ApprovalDecision] = Field(default_factory=dict)
     """Decisions on the calls a deferred run is waiting for, by call id."""
     session_id: str | None = Field(default=None, min_length=1, max_length=200)

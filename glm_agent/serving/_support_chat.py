@@ -2,8 +2,10 @@
 
 The server holds the conversation: the session (`X-Session-Id`, else OpenAI's `user`) names it,
 and only the last user message of the request is taken (a client's copy of the history, and any
-tool calls in it, are never replayed). Each reply is the bot's messages joined, in the customer's
-language. What the pipeline did is in the message's `glm_agent` field:
+tool calls in it, are never replayed); it may carry photos as `image_url` parts with base64
+`data:` URLs, which go through the same checks and storage as the widget's. Each reply is the
+bot's messages joined, in the customer's language. What the pipeline did is in the message's
+`glm_agent` field:
 
 ```json
 {"role": "assistant", "content": "请确认：取消订单 SO10001。回复“确认”继续……",
@@ -36,17 +38,18 @@ __all__ = ["support_completion"]
 _SEPARATOR = "\n\n"
 
 
-def _last_user_text(req: ChatCompletionRequest) -> str:
+def _last_user_message(req: ChatCompletionRequest) -> UserMessage:
     try:
         msgs = messages_from_openai([m.model_dump(exclude_none=True) for m in req.messages])
     except (ValueError, KeyError, TypeError) as e:
         raise InvalidRequestError(f"bad messages: {e}", param="messages") from None
     last = msgs[-1] if msgs else None
-    if not isinstance(last, UserMessage) or not last.content.strip():
+    if not isinstance(last, UserMessage) or not (last.text.strip() or last.media):
         raise InvalidRequestError(
-            "the last message must be the customer's (role user) with text", param="messages"
+            "the last message must be the customer's (role user) with text or images",
+            param="messages",
         )
-    return last.content
+    return last
 
 
 async def _conversation(
@@ -101,7 +104,7 @@ async def support_completion(
     """The support bot's answer to the request's last user message (see the module docstring)."""
     from glm_agent.serving._chat import Chunks
 
-    text = _last_user_text(req)
+    user = _last_user_message(req)
     conv, session = await _conversation(bot, key, session_header or req.user, customer_header)
     chunks = Chunks(req.model)
     if not req.stream:
@@ -111,7 +114,7 @@ async def support_completion(
             events.append(event)
 
         timeout = state.agents[bot.agent.name].run_timeout
-        await asyncio.wait_for(bot.handle(conv.id, text, collect), timeout)
+        await asyncio.wait_for(bot.handle(conv.id, user, collect), timeout)
         content = _SEPARATOR.join(e["text"] for e in _replies(events))
         message = {
             "role": "assistant",
@@ -128,7 +131,7 @@ async def support_completion(
         seen: list[dict[str, Any]] = []
         streamed = ""  # model text already sent as deltas for the message being written
         first = True
-        async for event in bot.send(conv, text):
+        async for event in bot.send(conv, user):
             seen.append(event)
             kind = event.get("type")
             if kind == "delta":

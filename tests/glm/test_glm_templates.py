@@ -21,12 +21,18 @@ from glm_agent.glm._chat_template_check import (
 from glm_agent.glm._content import glm41v_user_text, glm53_text
 from glm_agent.messages import (
     AssistantMessage,
+    Content,
+    ImagePart,
+    ImageURL,
     Message,
     SystemMessage,
+    TextPart,
     ToolCall,
     ToolDefinition,
     ToolMessage,
     UserMessage,
+    VideoPart,
+    VideoURL,
 )
 
 pytestmark = pytest.mark.shared
@@ -39,6 +45,7 @@ FILES = {
     "glm53": "glm-5.3-flash.jinja",
 }
 NO_TOOLS = ("chatglm3", "glm41v")
+MEDIA = ("glm41v", "glm53")  # the saved templates that write image / video placeholders
 # GLM-4-0414's template is not in the reference set: this is the documented shape our
 # glm4-0414 format follows, written the template's way. Its message loop is the one verbatim
 # 0414-family template found (GLM-Z1-Rumination, quoted in ../shared/glm/README.md; checked
@@ -130,11 +137,23 @@ ARGS = st.dictionaries(
     st.sampled_from(["city", "n", "k"]), st.sampled_from(["北京", " x ", 1, 2.5, True, None, [1]])
 )
 IDS = st.sampled_from(["call_1", "call_2", "call_3", ""])
+MEDIA_PARTS = st.sampled_from(
+    [
+        ImagePart(image_url=ImageURL(url="https://x/kettle.jpg")),
+        ImagePart(image_url=ImageURL(url="data:image/png;base64,iVBORw0K"), width=8, height=8),
+        ImagePart(image_url=ImageURL(url="media:" + "ab" * 32, detail="low")),
+        VideoPart(video_url=VideoURL(url="https://x/unboxing.mp4")),
+    ]
+)
+PARTS: st.SearchStrategy[Content] = st.lists(
+    st.builds(TextPart, text=TEXT) | MEDIA_PARTS, min_size=1, max_size=4
+).map(tuple)
 
 
 @st.composite
-def conversations(draw: st.DrawFn, tools_ok: bool) -> list[Message]:
+def conversations(draw: st.DrawFn, tools_ok: bool, media: bool = False) -> list[Message]:
     out: list[Message] = []
+    content = (TEXT | PARTS) if media else TEXT
     for _ in range(draw(st.integers(0, 6))):
         kind = draw(st.sampled_from(["system", "user", "assistant", "call", "tool"]))
         if kind in ("call", "tool") and not tools_ok:
@@ -142,7 +161,10 @@ def conversations(draw: st.DrawFn, tools_ok: bool) -> list[Message]:
         if kind == "system":
             out.append(SystemMessage(content=draw(TEXT)))
         elif kind == "user":
-            out.append(UserMessage(content=draw(TEXT) + draw(st.sampled_from(["", "/nothink"]))))
+            text = draw(content)
+            if isinstance(text, str):
+                text += draw(st.sampled_from(["", "/nothink"]))
+            out.append(UserMessage(content=text))
         elif kind == "assistant":
             reasoning = draw(st.none() | TEXT)
             out.append(AssistantMessage(content=draw(st.none() | TEXT), reasoning=reasoning))
@@ -159,9 +181,9 @@ def conversations(draw: st.DrawFn, tools_ok: bool) -> list[Message]:
             )
             # Results answering them, in any order (GLM-5.3 puts them back in call order).
             for _ in range(draw(st.integers(0, 3))):
-                out.append(ToolMessage(content=draw(TEXT), tool_call_id=draw(IDS)))
+                out.append(ToolMessage(content=draw(content), tool_call_id=draw(IDS)))
         else:
-            out.append(ToolMessage(content=draw(TEXT), tool_call_id=draw(IDS)))
+            out.append(ToolMessage(content=draw(content), tool_call_id=draw(IDS)))
     return out
 
 
@@ -185,7 +207,8 @@ def test_render_matches_template(
     with_tools: bool,
 ) -> None:
     tools_ok = family not in NO_TOOLS
-    messages = data.draw(conversations(tools_ok))
+    # Images and videos (user turns; GLM-5.3 tool results too) where the template has them.
+    messages = data.draw(conversations(tools_ok, media=family in MEDIA))
     tools = [TOOL] if with_tools and tools_ok else []
     if family in ("glm4", "glm4-0414", "chatglm3", "glm41v"):
         thinking = clear = None

@@ -7,7 +7,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
-from glm_agent.messages import Message, ToolCall, ToolMessage, UserMessage
+from glm_agent.messages import ImagePart, Message, ToolCall, ToolMessage, UserMessage
 from glm_agent.models import AgentInfo
 from glm_agent.tools import tool
 
@@ -33,7 +33,16 @@ async def stream_answer(messages: list[Message], info: AgentInfo) -> AsyncIterat
     if isinstance(last, ToolMessage):
         yield f"Done: {last.content}"
         return
-    question = next(m.content for m in reversed(messages) if isinstance(m, UserMessage))
+    user = next(m for m in reversed(messages) if isinstance(m, UserMessage))
+    question = user.text
+    if user.media:  # a photo: say what arrived (its size, and that its bytes came with it)
+        sizes = ", ".join(
+            f"{p.width}x{p.height}"
+            for p in user.media
+            if isinstance(p, ImagePart) and p.url.startswith("data:image/")
+        )
+        yield f"I can see your photo ({sizes})."
+        return
     if "policy" in question:
         for piece in (
             "See **our ",

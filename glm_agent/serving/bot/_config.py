@@ -12,6 +12,7 @@ __all__ = [
     "CuratedConfig",
     "FeishuConfig",
     "HandoffConfig",
+    "ImagesConfig",
     "RedactionConfig",
     "SupportConfig",
     "SupportLimits",
@@ -174,6 +175,18 @@ class SupportLimits(_Strict):
     """Most at once after a quiet spell."""
 
 
+class ImagesConfig(_Strict):
+    """Photos customers attach (the widget's camera button, image parts over the API)."""
+
+    enabled: bool | None = None
+    """Take photos; None: when the agent's model reads images (a vision GLM)."""
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=32 * 1024 * 1024)
+    """Largest photo, in bytes (the widget shrinks larger ones before sending). A message's
+    photos also count against the server's `max_body_bytes` (4 MB), base64 adding a third."""
+    max_per_message: int = Field(default=3, ge=1, le=16)
+    """Most photos in one message."""
+
+
 class SupportConfig(_Strict):
     """The customer-service bot's settings."""
 
@@ -217,6 +230,8 @@ class SupportConfig(_Strict):
     """Webhook and IM channels."""
     limits: SupportLimits = Field(default_factory=SupportLimits)
     """Per-address rate limits of the customer routes."""
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    """Photos from customers: whether they are taken, how large, how many."""
     retention_days: float | None = Field(default=None, gt=0)
     """Conversations without activity for this many days are deleted, with their events,
     tickets, review items and agent session (None: kept until deleted). Expired console tokens

@@ -87,7 +87,7 @@ def transcript(bot: BotCore, conv: Conversation) -> list[dict[str, Any]]:
     for seq, e in bot.db.events(bot.tenant, conv.id, 0, "message"):
         item = {k: e.get(k) for k in ("role", "text", "source", "ts")}
         item["id"] = seq
-        for extra in ("citations", "agent"):
+        for extra in ("citations", "agent", "images"):
             if extra in e:
                 item[extra] = e[extra]
         out.append(item)
@@ -123,6 +123,15 @@ def conversation_detail(bot: BotCore, conv: Conversation) -> dict[str, Any]:
     }
 
 
+def _preview(event: dict[str, Any] | None) -> str | None:
+    """A customer message as the queue shows it (`[photo]` marks the photos it carried)."""
+    if event is None:
+        return None
+    photos = len(event.get("images") or [])
+    marks = " ".join(["[photo]"] * photos)
+    return " ".join(x for x in (event.get("text") or "", marks) if x)
+
+
 def queue(bot: BotCore) -> list[dict[str, Any]]:
     """Conversations with humans: waiting ones first (oldest first), then those being served."""
     now = time.time()
@@ -140,7 +149,7 @@ def queue(bot: BotCore) -> list[dict[str, Any]]:
                     "assigned_to": c.assigned_to,
                     "waiting_seconds": round(now - (c.waiting_since or now), 1),
                     "ticket": _ticket(bot, c.id),
-                    "last_message": last["text"] if last else None,
+                    "last_message": _preview(last),
                     "channel": c.channel,
                 }
             )

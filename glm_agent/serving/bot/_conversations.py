@@ -14,7 +14,7 @@ from typing import Any
 
 from glm_agent.exceptions import NotFoundError, PermissionDeniedError
 from glm_agent.memory import ConversationMemory, SessionMetadata, SessionStore, SQLiteStore
-from glm_agent.messages import AssistantMessage, Message, ToolCall
+from glm_agent.messages import AssistantMessage, Message, SystemMessage, ToolCall, map_content_text
 from glm_agent.serving.bot._config import SupportConfig
 from glm_agent.serving.bot._db import BotDB, Conversation
 from glm_agent.serving.bot._notify import Notifier
@@ -275,7 +275,10 @@ class ConversationLog:
             return m.model_copy(
                 update={"content": self._r(m.content or "") or None, "tool_calls": calls}
             )
-        return m.model_copy(update={"content": self._r(m.content)})
+        if isinstance(m, SystemMessage):
+            return m.model_copy(update={"content": self._r(m.content)})
+        # Text parts are masked; images are kept as they are (by reference once stored).
+        return m.model_copy(update={"content": map_content_text(m.content, self._r)})
 
     def _tag(self, conv: Conversation, **tags: Any) -> None:
         conv.tags.update(tags)

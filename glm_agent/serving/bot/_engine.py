@@ -8,7 +8,9 @@ the customer's "yes" are asked in words (the tool's `confirm` template); a faile
 the customer plainly and its detail goes to the human agents' console.
 
 The widget API, the webhook and Feishu channels, the OpenAI-compatible API and the CLI all call
-`handle` (or `send`, which streams its events); none has a path of its own.
+`handle` (or `send`, which streams its events); none has a path of its own. A customer's photos
+come in the same message (a `UserMessage` with image parts) and are stored with the session
+first (`_images.keep_images`): from there on they travel by reference.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from glm_agent.messages import SystemMessage, TextDelta, ToolMessage, UserMessag
 from glm_agent.results import RunResult
 from glm_agent.serving.bot._conversations import HUMAN_STATES, ConversationLog, Emit, hash_token
 from glm_agent.serving.bot._db import Conversation
+from glm_agent.serving.bot._images import keep_images
 from glm_agent.serving.bot.curated import CuratedAnswer
 from glm_agent.serving.bot.handoff import (
     detect_handoff,
@@ -34,10 +36,15 @@ from glm_agent.serving.bot.handoff import (
     is_confirmation,
     is_refusal,
 )
-from glm_agent.serving.bot.replies import language_of, outcome_text, whole_sentences
+from glm_agent.serving.bot.replies import (
+    cited_passages,
+    language_of,
+    outcome_text,
+    whole_sentences,
+)
 from glm_agent.tools import Identity
 
-__all__ = ["HUMAN_STATES", "BotCore", "Emit", "cited_passages", "hash_token"]
+__all__ = ["HUMAN_STATES", "BotCore", "Emit", "hash_token"]
 
 log = logging.getLogger("glm_agent.support")
 
@@ -46,36 +53,14 @@ _MODEL_SUMMARY = (
     "customer is, what they want, ids and amounts, what the bot already did, why it is handed "
     "off. At most five lines."
 )
-_LABEL = re.compile(r"\n\[(\d+)\] ([^\n]*)")
-_CITE = re.compile(r"\[(\d+)\]")
-
-
-def cited_passages(messages: list[Any], answer: str) -> list[dict[str, Any]]:
-    """{n, title, source} of the retrieved passages the answer cites as [n] (the passages of
-    the last turn's question)."""
-    last = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=0)
-    context = next(
-        (
-            m.content
-            for m in reversed(messages[max(0, last - 1) :])
-            if isinstance(m, SystemMessage | ToolMessage) and "<context>" in (m.content or "")
-        ),
-        "",
-    )
-    labels = dict(_LABEL.findall(context))
-    out = []
-    for n in dict.fromkeys(_CITE.findall(answer)):
-        if n in labels:
-            title, _, where = labels[n].partition(" (")
-            source = where.split(",")[0].rstrip(")")
-            out.append({"n": int(n), "title": title, "source": source.rsplit("/", 1)[-1]})
-    return out
 
 
 class BotCore(ConversationLog):
     """The message pipeline: handoff triggers, confirmations, curated answers, the agent."""
 
-    async def send(self, conv: Conversation, text: str) -> AsyncIterator[dict[str, Any]]:
+    async def send(
+        self, conv: Conversation, text: str | UserMessage
+    ) -> AsyncIterator[dict[str, Any]]:
         """Handle a customer message, yielding its events, then `{"type": "done"}`.
 
         The work runs in its own task: a client that disconnects mid-reply does not cut the
@@ -101,37 +86,51 @@ class BotCore(ConversationLog):
             yield event
         yield {"type": "done"}
 
-    async def handle(self, conversation_id: str, text: str, out: Emit | None = None) -> None:
-        """Handle one customer message (see the module docstring for the order of things)."""
-        text = text.strip()
-        if not text:
+    async def handle(
+        self, conversation_id: str, text: str | UserMessage, out: Emit | None = None
+    ) -> None:
+        """Handle one customer message, text or a `UserMessage` with photos (see the module
+        docstring for the order of things)."""
+        user = text if isinstance(text, UserMessage) else UserMessage(content=text)
+        text = user.text.strip()
+        if not text and not user.media:
             raise InvalidRequestError("the message text is empty", code="empty_message")
         async with self._lock(conversation_id):
             conv = self.conversation(conversation_id)
-            lang = language_of(text, conv.locale or "zh")
+            lang = language_of(text, conv.locale or "zh") if text else conv.locale or "zh"
             if conv.locale != lang:
                 conv.locale = lang  # each reply in the language of the message it answers
                 self.db.update(self.tenant, conv.id, locale=lang)
+            user, images = await keep_images(
+                self.store,
+                self.tenant,
+                conv.id,
+                user,
+                config=self.config.images,
+                model=self.agent.model,
+                lang=lang,
+            )
             log.info("customer %s: %s", conv.id, self.redactor.redact(text, "log"))
-            await self.publish(conv, self._message("customer", text, "customer"), out)
+            extra = {"images": images} if images else {}
+            await self.publish(conv, self._message("customer", text, "customer", **extra), out)
             if conv.status == "closed":
                 await self.set_status(conv, "bot", out)
             if conv.status in HUMAN_STATES:
-                await self.memory.commit(conv.id, [UserMessage(content=text)])
-                self.console_event("customer_message", conv, text=self._r(text))
+                await self.memory.commit(conv.id, [user])
+                self.console_event("customer_message", conv, text=self._r(text), **extra)
                 return
             trigger = detect_handoff(text, self.config.handoff)
             if trigger is not None:
-                await self.memory.commit(conv.id, [UserMessage(content=text)])
+                await self.memory.commit(conv.id, [user])
                 await self.handoff(conv, trigger.reason, trigger.trigger, out)
                 return
             if conv.pending and await self._resume(conv, text, out):
                 return
-            match = self.matcher.match(text)
+            match = None if images else self.matcher.match(text)  # a photo is for the model
             if match is not None and match.score >= self.config.curated.threshold:
                 await self._curated(conv, text, match.answer, match.score, out)
                 return
-            await self._model_turn(conv, text, out)
+            await self._model_turn(conv, user, out)
 
     async def _curated(
         self, conv: Conversation, text: str, answer: CuratedAnswer, score: float, out: Emit | None
@@ -152,14 +151,14 @@ class BotCore(ConversationLog):
         self.db.update(self.tenant, conv.id, failures=0)
         tracing.mark("curated_answer", id=answer.id, score=round(score, 3), conversation=conv.id)
 
-    async def _model_turn(self, conv: Conversation, text: str, out: Emit | None) -> None:
+    async def _model_turn(self, conv: Conversation, user: UserMessage, out: Emit | None) -> None:
         low_confidence = False
         threshold = self.config.handoff.min_retrieval_score
         kb = getattr(self.agent, "knowledge", None)
-        if threshold is not None and kb is not None:
-            hits = await kb.asearch(text, k=1, mode="dense")
+        if threshold is not None and kb is not None and user.text.strip():
+            hits = await kb.asearch(user.text, k=1, mode="dense")
             low_confidence = not hits or hits[0].score < threshold
-        result = await self._run(conv, out, text)
+        result = await self._run(conv, out, user)
         await self._after_run(conv, result, out, low_confidence=low_confidence)
 
     def _identity(self, conv: Conversation) -> Identity | None:
@@ -171,7 +170,7 @@ class BotCore(ConversationLog):
         self,
         conv: Conversation,
         out: Emit | None,
-        prompt: str | None,
+        prompt: UserMessage | None,
         approvals: dict[str, Approval] | None = None,
     ) -> RunResult[Any] | None:
         """One agent run on the conversation's session (loaded and stored by the agent's

@@ -1,7 +1,6 @@
 """The support bot's HTTP API, one module-level router: /v1/support (customers), /v1/console
 (human agents), /v1/channels (webhook, Feishu). Routes reach the bot through `get_support`."""
 
-import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -10,11 +9,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from glm_agent.exceptions import InvalidRequestError
-from glm_agent.serving._deps import JsonRoute, get_support, sse_response
-from glm_agent.serving._state import sse
+from glm_agent.media import IMAGE_TYPES
+from glm_agent.serving._deps import JsonRoute, sse_response
 from glm_agent.serving.bot import _console as console
 from glm_agent.serving.bot import _records as records
 from glm_agent.serving.bot._bot import SupportBot
+from glm_agent.serving.bot._images import accepts_images
+from glm_agent.serving.bot._media_routes import CustomerMessage
+from glm_agent.serving.bot._media_routes import router as media_router
+from glm_agent.serving.bot._route_deps import (
+    Bot,
+    address,
+    agent_name,
+    convo,
+    customer,
+    event_id,
+    sse_event,
+)
 
 __all__ = ["create_bot_app", "router"]
 
@@ -41,7 +52,7 @@ After = Annotated[int | None, Query(ge=0, le=_MAX_ROW)]
 
 
 class NewMessage(BaseModel):
-    """POST .../messages and console replies."""
+    """Console replies."""
 
     text: str = Field(min_length=1, max_length=4000)
 
@@ -99,48 +110,7 @@ class Tags(BaseModel):
         return data
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-def _event_id(header: str | None, default: int) -> int:
-    """The `Last-Event-ID` a client resumes from (400 when it is not an event number)."""
-    if header is None or not header.strip():
-        return default
-    if not re.fullmatch(r"[0-9]{1,18}", header.strip()):
-        raise InvalidRequestError(
-            f"Last-Event-ID must be an event number, got {header[:40]!r}", param="Last-Event-ID"
-        )
-    return int(header)
-
-
-def _sse(event: dict[str, Any]) -> str:
-    seq = event.pop("seq", None)
-    return sse(event, event=event["type"], id=seq)
-
-
 router = APIRouter(route_class=JsonRoute)
-Bot = Annotated[SupportBot, Depends(get_support)]
-
-
-def customer(
-    bot: Bot,
-    conversation_id: str,
-    x_customer_token: str | None = Header(default=None),
-    token: str | None = Query(default=None),
-) -> Any:
-    return bot.conversation(conversation_id, x_customer_token or token or "")
-
-
-def agent_name(bot: Bot, request: Request, authorization: str | None = Header(default=None)) -> str:
-    raw = None
-    if authorization and authorization.lower().startswith("bearer "):
-        raw = authorization[7:].strip()
-    return console.agent_for_token(bot, raw or request.cookies.get("console_token"))
-
-
-def convo(bot: Bot, conversation_id: str) -> Any:
-    return bot.conversation(conversation_id)
 
 
 # --- customers ---------------------------------------------------------------------------
@@ -148,15 +118,26 @@ def convo(bot: Bot, conversation_id: str) -> Any:
 
 @router.get("/v1/support/info")
 async def info(bot: Bot) -> dict[str, Any]:
-    """What the widget shows before a conversation starts: the bot's name and greetings."""
+    """What the widget shows before a conversation starts: the bot's name, and whether (and
+    how large) photos can be sent."""
     name = bot.config.display_name
     names = name if isinstance(name, dict) else {"zh": name, "en": name}
-    return {"name": next(iter(names.values()), "Support"), "names": names}
+    images = bot.config.images
+    return {
+        "name": next(iter(names.values()), "Support"),
+        "names": names,
+        "images": {
+            "accepted": accepts_images(images, bot.agent.model),
+            "max_bytes": images.max_bytes,
+            "max_per_message": images.max_per_message,
+            "types": list(IMAGE_TYPES),
+        },
+    }
 
 
 @router.post("/v1/support/conversations", status_code=201)
 async def create(bot: Bot, body: NewConversation, request: Request) -> dict[str, Any]:
-    bot.conversation_limiter.check(_address(request))
+    bot.conversation_limiter.check(address(request))
     conv, token, greeting = await bot.create_conversation(body.channel, None, body.locale)
     return {
         "conversation_id": conv.id,
@@ -168,13 +149,14 @@ async def create(bot: Bot, body: NewConversation, request: Request) -> dict[str,
 
 @router.post("/v1/support/conversations/{conversation_id}/messages")
 async def send(
-    bot: Bot, body: NewMessage, conv: Annotated[Any, Depends(customer)], request: Request
+    bot: Bot, body: CustomerMessage, conv: Annotated[Any, Depends(customer)], request: Request
 ) -> Any:
-    bot.message_limiter.check(_address(request))
+    bot.message_limiter.check(address(request))
+    message = body.message()
 
     async def events() -> AsyncIterator[str]:
-        async for event in bot.send(conv, body.text):
-            yield _sse(dict(event))
+        async for event in bot.send(conv, message):
+            yield sse_event(dict(event))
 
     return sse_response(events())
 
@@ -187,7 +169,7 @@ async def events(
     after: After = None,
     last_event_id: str | None = Header(default=None),
 ) -> Any:
-    start = after if after is not None else _event_id(last_event_id, 0)
+    start = after if after is not None else event_id(last_event_id, 0)
 
     async def stream() -> AsyncIterator[str]:
         seen = start
@@ -198,7 +180,7 @@ async def events(
                 yield ": ping\n\n"
             for seq, event in rows:
                 seen = seq
-                yield _sse({**event, "seq": seq})
+                yield sse_event({**event, "seq": seq})
 
     return sse_response(stream())
 
@@ -218,7 +200,7 @@ async def get_conversation(bot: Bot, conv: Annotated[Any, Depends(customer)]) ->
 async def feedback(
     bot: Bot, body: Feedback, conv: Annotated[Any, Depends(customer)], request: Request
 ) -> dict[str, Any]:
-    bot.message_limiter.check(_address(request))
+    bot.message_limiter.check(address(request))
     console.add_feedback(bot, conv, body.message_id, body.rating, body.comment)
     return {"ok": True}
 
@@ -227,7 +209,7 @@ async def feedback(
 async def handoff(
     bot: Bot, body: HandoffRequest, conv: Annotated[Any, Depends(customer)], request: Request
 ) -> dict[str, Any]:
-    bot.message_limiter.check(_address(request))
+    bot.message_limiter.check(address(request))
     reason = "customer clicked 'talk to a human'" + (f": {body.reason}" if body.reason else "")
     ticket = await bot.handoff(conv, reason, "customer_request")
     return {"status": bot.conversation(conv.id).status, "ticket_id": ticket or None}
@@ -330,7 +312,7 @@ async def console_events(
     after: After = None,
     last_event_id: str | None = Header(default=None),
 ) -> Any:
-    start = after if after is not None else _event_id(last_event_id, bot.db.last_console_seq())
+    start = after if after is not None else event_id(last_event_id, bot.db.last_console_seq())
     key = "console:" + bot.tenant
 
     async def stream() -> AsyncIterator[str]:
@@ -346,7 +328,7 @@ async def console_events(
                     yield ": ping\n\n"
             for seq, event in rows:
                 seen = seq
-                yield _sse({**event, "seq": seq})
+                yield sse_event({**event, "seq": seq})
 
     return sse_response(stream())
 
@@ -428,6 +410,9 @@ async def webhook(bot: Bot, request: Request) -> dict[str, Any]:
 @router.post("/v1/channels/feishu/events")
 async def feishu(bot: Bot, request: Request) -> dict[str, Any]:
     return await bot.feishu(await request.body(), dict(request.headers))
+
+
+router.include_router(media_router)
 
 
 def create_bot_app(bot: SupportBot, *, heartbeat: float = 15.0) -> Any:

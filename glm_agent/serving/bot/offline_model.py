@@ -128,8 +128,9 @@ def _passages(messages: list[Message]) -> list[tuple[str, str, str]]:
     last = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=-1)
     window = messages[last + 1 :][::-1] + ([messages[last - 1]] if last > 0 else [])
     for m in window:
-        if isinstance(m, SystemMessage | ToolMessage) and "<context>" in (m.content or ""):
-            return [(n, label, body.strip()) for n, label, body in _PASSAGE.findall(m.content)]
+        text = m.content if isinstance(m, SystemMessage) else getattr(m, "text", "")
+        if isinstance(m, SystemMessage | ToolMessage) and "<context>" in text:
+            return [(n, label, body.strip()) for n, label, body in _PASSAGE.findall(text)]
     return []
 
 
@@ -168,7 +169,7 @@ def _report(
             continue
         if not result.is_error:
             if definition is not None and definition.templates.get("done"):
-                texts.append(outcome_text(definition, name, "done", lang, args, result.content))
+                texts.append(outcome_text(definition, name, "done", lang, args, result.text))
             else:
                 texts.append(outcome_text(definition, name, "done", lang, args))
             if name == "verify_customer":
@@ -176,10 +177,10 @@ def _report(
                 if resumed is not None:
                     return resumed
             continue
-        if result.content.startswith("the call was not approved"):
+        if result.text.startswith("the call was not approved"):
             texts.append(outcome_text(definition, name, "declined", lang, args))
-        elif result.content.startswith("{"):
-            data = json.loads(result.content)
+        elif result.text.startswith("{"):
+            data = json.loads(result.text)
             situation = "failed" if data.get("error") == "tool_failed" else "refused"
             texts.append(outcome_text(definition, name, situation, lang, args, data))
         else:
@@ -193,7 +194,7 @@ def _blocked_call(messages: list[Message]) -> AssistantMessage | None:
     for m in reversed(messages):
         if isinstance(m, UserMessage):
             continue
-        if isinstance(m, ToolMessage) and m.is_error and '"identity_required"' in m.content:
+        if isinstance(m, ToolMessage) and m.is_error and '"identity_required"' in m.text:
             call = calls.get(m.tool_call_id)
             if call is not None:
                 return _call(call.name, _args(call))
@@ -201,7 +202,7 @@ def _blocked_call(messages: list[Message]) -> AssistantMessage | None:
 
 
 def _last_user(messages: list[Message]) -> str:
-    return next((m.content for m in reversed(messages) if isinstance(m, UserMessage)), "")
+    return next((m.text for m in reversed(messages) if isinstance(m, UserMessage)), "")
 
 
 def _language(messages: list[Message]) -> str:
@@ -210,7 +211,7 @@ def _language(messages: list[Message]) -> str:
     lang = "zh"
     for m in messages:
         if isinstance(m, UserMessage):
-            lang = language_of(m.content, lang)
+            lang = language_of(m.text, lang)
     return lang
 
 
@@ -219,7 +220,7 @@ def _last_order(messages: list[Message]) -> str | None:
     or in the calls made for them."""
     for m in reversed(messages):
         if isinstance(m, UserMessage):
-            found = [o for o in ORDER_ID.findall(m.content) if not SKU.fullmatch(o)]
+            found = [o for o in ORDER_ID.findall(m.text) if not SKU.fullmatch(o)]
             if found:
                 return str(found[-1]).upper()
         elif isinstance(m, AssistantMessage):

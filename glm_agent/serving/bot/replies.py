@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from glm_agent.messages import ToolDefinition
+from glm_agent.messages import SystemMessage, ToolDefinition, ToolMessage, UserMessage
 
 __all__ = [
     "GENERIC",
+    "cited_passages",
     "language_of",
     "outcome_text",
     "render",
@@ -184,3 +185,27 @@ def whole_sentences(text: str, limit: int | None = None) -> str:
     if not ends:
         return text
     return text[: ends[-1]].strip()
+
+
+_LABEL = re.compile(r"\n\[(\d+)\] ([^\n]*)")
+_CITE = re.compile(r"\[(\d+)\]")
+
+
+def cited_passages(messages: list[Any], answer: str) -> list[dict[str, Any]]:
+    """{n, title, source} of the retrieved passages the answer cites as [n] (the passages of
+    the last turn's question)."""
+    last = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=0)
+    texts = (
+        m.content if isinstance(m, SystemMessage) else m.text
+        for m in reversed(messages[max(0, last - 1) :])
+        if isinstance(m, SystemMessage | ToolMessage)
+    )
+    context = next((t for t in texts if "<context>" in t), "")
+    labels = dict(_LABEL.findall(context))
+    out = []
+    for n in dict.fromkeys(_CITE.findall(answer)):
+        if n in labels:
+            title, _, where = labels[n].partition(" (")
+            source = where.split(",")[0].rstrip(")")
+            out.append({"n": int(n), "title": title, "source": source.rsplit("/", 1)[-1]})
+    return out

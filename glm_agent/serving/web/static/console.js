@@ -203,6 +203,20 @@
     return "";
   }
 
+  // A customer's photos, served by the console's own media route (same origin, login cookie);
+  // each opens full size in a new tab.
+  function photos(conversationId, images) {
+    if (!images || !images.length) return null;
+    return el("div", { class: "photos" }, images.map(function (p, i) {
+      var src = "/v1/console/conversations/" + encodeURIComponent(conversationId) + "/media/" +
+        encodeURIComponent(p.id);
+      var label = "Customer photo " + (i + 1) + (p.width ? " (" + p.width + "\u00d7" + p.height + ")" : "");
+      return el("a", { href: src, target: "_blank", rel: "noopener", title: label }, [
+        el("img", { src: src, alt: label, loading: "lazy" }),
+      ]);
+    }));
+  }
+
   function renderDetail(d) {
     $("detail-empty").hidden = true;
     $("detail-body").hidden = false;
@@ -234,6 +248,7 @@
       log.appendChild(el("li", { class: kind, "data-id": String(m.id), title: fmtTime(m.ts) }, [
         who ? el("span", { class: "who", text: who }) : null,
         el("span", { class: "text", text: m.text || "" }),
+        photos(d.conversation_id, m.images),
       ]));
     });
     if (stick || log.dataset.conv !== d.conversation_id) log.scrollTop = log.scrollHeight;

@@ -6,6 +6,10 @@
  * response of POST .../messages (fetch + ReadableStream); human replies arrive on the
  * conversation's /events EventSource. conversation_id + customer_token live in localStorage,
  * so a reload resumes the session (the transcript is fetched again).
+ * Photos: when the bot takes them (GET /v1/support/info), a camera button attaches up to its
+ * limit; each is checked (type, size) and shrunk to 1568 px on its longer side in the browser,
+ * then sent with the text as a data: URL in the same POST. Photos already sent are fetched by
+ * id with the customer token and shown as data: images (a page's CSP may forbid blob: ones).
  */
 (function () {
   "use strict";
@@ -35,6 +39,11 @@
       error: "Sorry, something went wrong. Please try again.", reconnecting: "Reconnecting…",
       you: "You", assistant: "Assistant", agent: "Agent", unread: "new message", unreadMany: "new messages",
       messages: "Messages", yes: "Yes, go ahead", no: "No, cancel", yesWord: "yes", noWord: "no",
+      attach: "Attach a photo", photo: "Photo", removePhoto: "Remove photo",
+      badType: "Only JPEG, PNG, WebP or GIF photos can be sent.",
+      tooBig: "That photo is too large (the limit is {limit}). Please send a smaller one.",
+      tooMany: "You can send up to {n} photos at a time.",
+      unreadable: "That photo could not be opened. Please try another.",
     },
     zh: {
       open: "打开客服对话", close: "关闭对话", send: "发送", message: "消息",
@@ -46,6 +55,11 @@
       error: "抱歉，出错了，请重试。", reconnecting: "正在重新连接…",
       you: "您", assistant: "助手", agent: "客服", unread: "条新消息", unreadMany: "条新消息",
       messages: "消息记录", yes: "确认", no: "取消", yesWord: "确认", noWord: "取消",
+      attach: "添加图片", photo: "图片", removePhoto: "移除图片",
+      badType: "只能发送 JPEG、PNG、WebP 或 GIF 格式的图片。",
+      tooBig: "图片太大了（最大 {limit}），请换一张小一些的图片。",
+      tooMany: "一次最多发送 {n} 张图片。",
+      unreadable: "这张图片无法打开，请换一张试试。",
     },
   };
   var T = STRINGS[locale];
@@ -100,6 +114,14 @@
     ".send{flex:none;height:42px;padding:0 16px;border:0;border-radius:12px;background:var(--accent);color:#fff;font-weight:600}",
     ".send:disabled{opacity:.5;cursor:default}",
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    ".attach{flex:none;width:42px;height:42px;border:1px solid #c4c7c5;border-radius:12px;background:#fff;color:#444746;display:flex;align-items:center;justify-content:center}",
+    ".attach[hidden],.tray[hidden]{display:none}",
+    ".tray{display:flex;gap:8px;padding:8px 12px 0;background:#fff;flex-wrap:wrap}",
+    ".thumb{position:relative;width:56px;height:56px}",
+    ".thumb img{width:56px;height:56px;object-fit:cover;border-radius:8px;border:1px solid #dde3ea}",
+    ".thumb button{position:absolute;top:-6px;right:-6px;width:22px;height:22px;border-radius:50%;border:0;background:#444746;color:#fff;font-size:14px;line-height:22px;padding:0}",
+    ".photos{display:flex;gap:6px;flex-wrap:wrap;margin-top:4px}",
+    ".photos img{max-width:100%;max-height:180px;border-radius:10px;display:block;background:rgba(0,0,0,.06)}",
     // Phone: the panel is the whole screen, the launcher hides behind it.
     "@media (max-width:480px){.panel{inset:0;width:auto;height:auto;border-radius:0}.root.open .launcher{display:none}}",
   ].join("\n");
@@ -109,6 +131,8 @@
   // Drawn, not emoji: many systems (and headless browsers) lack an emoji font.
   var ICON_THUMB =
     '<svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="currentColor"><path d="M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z"/></svg>';
+  var ICON_CAMERA =
+    '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" fill="currentColor"><path d="M9 3 7.17 5H4a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h16a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2h-3.17L15 3H9zm3 15a5 5 0 1 1 0-10 5 5 0 0 1 0 10zm0-2a3 3 0 1 0 0-6 3 3 0 0 0 0 6z"/></svg>';
   var ICON_CLOSE =
     '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"><path d="M6 6l12 12M18 6L6 18"/></svg>';
 
@@ -144,13 +168,18 @@
   var badge = el("span", { class: "badge", hidden: "" });
   launcher.appendChild(badge);
   var heading = el("h2", { id: "glm-title", text: title });
-  if (!data.title) {
-    fetch(server + "/v1/support/info").then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (info) {
-        var name = info && (info.names && info.names[locale] || info.name);
-        if (name) heading.textContent = name;
-      }).catch(function () { /* keep the default */ });
-  }
+  // Photos are offered only when the bot takes them; its limits are the server's.
+  var PHOTOS = { accepted: false, max_bytes: 2097152, max_per_message: 3, types: [] };
+  fetch(server + "/v1/support/info").then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (info) {
+      var name = info && (info.names && info.names[locale] || info.name);
+      if (name && !data.title) heading.textContent = name;
+      if (info && info.images && info.images.accepted) {
+        PHOTOS = info.images;
+        attachBtn.hidden = false;
+        picker.setAttribute("accept", PHOTOS.types.join(","));
+      }
+    }).catch(function () { /* keep the defaults */ });
   var statusLine = el("div", { class: "status", role: "status", text: T.bot });
   var closeBtn = el("button", { class: "icon", type: "button", "aria-label": T.close });
   closeBtn.innerHTML = ICON_CLOSE;
@@ -159,11 +188,16 @@
   var restartBtn = el("button", { type: "button", class: "restart", text: T.restart, hidden: "" });
   var input = el("textarea", { rows: "1", "aria-label": T.message, placeholder: T.placeholder, maxlength: "4000" });
   var sendBtn = el("button", { class: "send", type: "submit", "aria-label": T.send, text: T.send });
-  var form = el("form", { "aria-label": T.message }, [input, sendBtn]);
+  var attachBtn = el("button", { class: "attach", type: "button", "aria-label": T.attach, title: T.attach, hidden: "" });
+  attachBtn.innerHTML = ICON_CAMERA; // a constant, never server data
+  var picker = el("input", { type: "file", class: "sr", multiple: "", tabindex: "-1", "aria-hidden": "true" });
+  var tray = el("div", { class: "tray", "aria-label": T.photo, hidden: "" });
+  var form = el("form", { "aria-label": T.message }, [attachBtn, picker, input, sendBtn]);
   var panel = el("div", { class: "panel", id: "glm-panel", role: "dialog", "aria-labelledby": "glm-title", hidden: "" }, [
     el("header", {}, [el("div", { class: "titles" }, [heading, statusLine]), closeBtn]),
     log,
     el("div", { class: "actions" }, [humanBtn, restartBtn]),
+    tray,
     form,
   ]);
   root.appendChild(panel);
@@ -174,7 +208,7 @@
   var state = {
     id: null, token: null, lastSeq: 0, status: "bot", agent: null,
     seen: new Set(), byId: new Map(), streaming: null, sending: false,
-    es: null, retry: null, failures: 0, ready: null, unread: 0, held: [],
+    es: null, retry: null, failures: 0, ready: null, unread: 0, held: [], photos: [],
   };
 
   function save() {
@@ -263,6 +297,88 @@
     else renderRich(target, text);
   }
 
+  // --- photos ------------------------------------------------------------------------------
+  function photoBox(node) {
+    var box = node.querySelector(".photos");
+    if (!box) box = node.appendChild(el("div", { class: "photos" }));
+    return box;
+  }
+  function addPhoto(node, url) {
+    photoBox(node).appendChild(el("img", { src: url, alt: T.photo }));
+    scrollDown(false);
+  }
+  // A stored photo, fetched with the customer token and shown as a data: image.
+  function fetchPhoto(node, id) {
+    var img = el("img", { alt: T.photo });
+    photoBox(node).appendChild(img);
+    api(convPath("/media/" + encodeURIComponent(id))).then(function (r) {
+      if (!r.ok) throw new Error("photo: HTTP " + r.status);
+      return r.blob();
+    }).then(function (blob) {
+      var reader = new FileReader();
+      reader.onload = function () { img.src = String(reader.result); };
+      reader.readAsDataURL(blob);
+    }).catch(function () { img.alt = T.photo + " (" + T.error + ")"; });
+  }
+  function fmtLimit(n) {
+    return n >= 1048576 ? Math.round(n / 104857.6) / 10 + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+  }
+  function base64Bytes(url) {
+    var data = url.slice(url.indexOf(",") + 1);
+    return Math.floor(data.length * 3 / 4) - (/==$/.test(data) ? 2 : /=$/.test(data) ? 1 : 0);
+  }
+  // A chosen file as a data: URL the bot takes: type checked, shrunk to 1568 px on its longer
+  // side (JPEG) when it is larger or heavier than the limit.
+  function preparePhoto(file) {
+    return new Promise(function (resolve, reject) {
+      if (PHOTOS.types.indexOf(file.type) < 0) return reject(new Error(T.badType));
+      if (file.size > 40 * 1048576) return reject(new Error(T.tooBig.replace("{limit}", fmtLimit(PHOTOS.max_bytes))));
+      var reader = new FileReader();
+      reader.onerror = function () { reject(new Error(T.unreadable)); };
+      reader.onload = function () {
+        var original = String(reader.result);
+        var img = new Image();
+        img.onerror = function () { reject(new Error(T.unreadable)); };
+        img.onload = function () {
+          var w = img.naturalWidth, h = img.naturalHeight;
+          var scale = Math.min(1, 1568 / Math.max(w, h));
+          if (scale === 1 && file.size <= PHOTOS.max_bytes) return resolve(original);
+          var canvas = document.createElement("canvas");
+          canvas.width = Math.max(1, Math.round(w * scale));
+          canvas.height = Math.max(1, Math.round(h * scale));
+          var ctx = canvas.getContext("2d");
+          ctx.fillStyle = "#fff"; // transparent areas of a PNG become white, not black, in JPEG
+          ctx.fillRect(0, 0, canvas.width, canvas.height);
+          ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+          var quality = [0.85, 0.7, 0.5];
+          for (var i = 0; i < quality.length; i++) {
+            var url = canvas.toDataURL("image/jpeg", quality[i]);
+            if (base64Bytes(url) <= PHOTOS.max_bytes) return resolve(url);
+          }
+          reject(new Error(T.tooBig.replace("{limit}", fmtLimit(PHOTOS.max_bytes))));
+        };
+        img.src = original;
+      };
+      reader.readAsDataURL(file);
+    });
+  }
+  function showTray() {
+    tray.textContent = "";
+    tray.hidden = !state.photos.length;
+    state.photos.forEach(function (url, i) {
+      var remove = el("button", { type: "button", "aria-label": T.removePhoto, title: T.removePhoto, text: "\u00d7" });
+      remove.addEventListener("click", function () {
+        state.photos.splice(i, 1);
+        showTray();
+        input.focus();
+      });
+      tray.appendChild(el("div", { class: "thumb" }, [el("img", { src: url, alt: T.photo + " " + (i + 1) }), remove]));
+    });
+  }
+  function notice(text) {
+    bubble("system").querySelector(".text").textContent = text;
+  }
+
   function citations(node, cites) {
     var old = node.querySelector(".cites");
     if (old) old.remove();
@@ -324,6 +440,9 @@
       state.byId.set(String(m.id), node);
     }
     if (m.source) node.dataset.source = m.source;
+    if (m.images && m.images.length && !node.querySelector(".photos")) {
+      m.images.forEach(function (p) { fetchPhoto(node, p.id); });
+    }
     if (m.ts) node.title = new Date(typeof m.ts === "number" ? m.ts * 1000 : m.ts).toLocaleString();
     citations(node, m.citations);
     if (kind === "bot" && m.id !== undefined && m.id !== null && m.source !== "system") rating(node, m.id);
@@ -500,6 +619,8 @@
     state.streaming = null;
     state.ready = null;
     state.held = [];
+    state.photos = [];
+    showTray();
     log.textContent = "";
     try { localStorage.removeItem(STORE); } catch (e) { /* ignore */ }
     setStatus("bot");
@@ -584,7 +705,10 @@
 
   function send(text) {
     text = text.trim();
-    if (!text || state.sending) return Promise.resolve();
+    var photos = state.photos;
+    if ((!text && !photos.length) || state.sending) return Promise.resolve();
+    state.photos = [];
+    showTray();
     state.sending = true;
     sendBtn.disabled = true;
     log.querySelectorAll(".quick").forEach(function (q) { q.remove(); });
@@ -592,13 +716,14 @@
     var mine = bubble("customer");
     mine.classList.add("pending");
     setText(mine, text);
+    photos.forEach(function (url) { addPhoto(mine, url); });
     scrollDown(true);
     return ensure().then(function () {
       if (state.status === "bot") {
         state.streaming = bubble("bot");
         state.streaming.classList.add("typing");
       }
-      return api(convPath("/messages"), { method: "POST", body: { text: text } });
+      return api(convPath("/messages"), { method: "POST", body: { text: text, images: photos } });
     }).then(function (r) {
       if (r.status === 401 || r.status === 404) { reset(); throw new Error("session expired"); }
       if (!r.ok || !r.body) throw new Error("send: HTTP " + r.status);
@@ -661,10 +786,28 @@
       else if (!e.shiftKey && shadow.activeElement === last) { e.preventDefault(); first.focus(); }
     }
   });
+  attachBtn.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () {
+    var files = Array.prototype.slice.call(picker.files || []);
+    picker.value = "";
+    var room = PHOTOS.max_per_message - state.photos.length;
+    if (files.length > room) {
+      notice(T.tooMany.replace("{n}", String(PHOTOS.max_per_message)));
+      files = files.slice(0, Math.max(0, room));
+    }
+    files.reduce(function (done, file) {
+      return done.then(function () {
+        return preparePhoto(file).then(function (url) {
+          state.photos.push(url);
+          showTray();
+        }).catch(function (err) { notice(err.message || T.unreadable); });
+      });
+    }, Promise.resolve()).then(function () { input.focus(); });
+  });
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value;
-    if (!text.trim() || state.sending) return;
+    if ((!text.trim() && !state.photos.length) || state.sending) return;
     input.value = "";
     send(text);
     input.focus();
