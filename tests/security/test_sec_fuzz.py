@@ -33,7 +33,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import hypothesis
 import pytest
 import schemathesis
 from bot_harness import Customer, Shop, console_login, live_server, make_bot
+from fuzz_strategies import BODIES, FRESH, HEADER, JSON, TEXT, encode, fresh, mutated
 from hypothesis import strategies as st
 from serving_harness import order_status, plain_model
 
@@ -279,95 +279,7 @@ def test_every_documented_route(case: schemathesis.Case, target: Target, quiet: 
     _error_shape(case, response)
 
 
-# --- what the document cannot describe, by hypothesis ----------------------------------------
-
-TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
-"""Any code points, lone surrogates included (JSON can carry them as `\\ud800` escapes)."""
-HEADER = st.text(
-    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40
-).map(str.strip)
-"""What an HTTP header value can hold (latin-1, no control characters, no outer spaces)."""
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | TEXT
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-    max_leaves=12,
-)
-"""JSON values (NaN and Infinity included: Python writes them; many parsers read them)."""
-
-
-ODD = st.one_of(
-    st.sampled_from(["x", 1, -1, 1.5, True, [1], {"x": 1}]).map(copy.deepcopy),
-    JSON,
-    TEXT,
-    st.integers(4001, 70_000).map(lambda n: "x" * n),
-    st.integers(50, 400).map(lambda n: json.loads("[" * n + "]" * n)),
-)
-"""What a field may hold instead of what belongs there: another type, a huge string, a deep
-nesting, text with lone surrogates."""
-
-
-def _places(value: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """The path of every node of a JSON value."""
-    yield at
-    if isinstance(value, dict | list):
-        for key, child in value.items() if isinstance(value, dict) else enumerate(value):
-            yield from _places(child, (*at, key))
-
-
-SPLICE = st.sampled_from(["\ud800", "\udfff", "\x00", "\u202e", "１２", "\r\n", "%00", "'"])
-"""What is spliced into a string: lone surrogates, NUL, a bidi override, full-width digits..."""
-
-
-@st.composite
-def mutated(draw: Any, valid: st.SearchStrategy[Any]) -> Any:
-    """A valid value with up to three of its nodes replaced by something odd (or, in strings,
-    something odd spliced in): most cases get past the first checks and reach the code behind.
-    """
-    value = draw(valid)
-    for _ in range(draw(st.integers(0, 3))):
-        path = draw(st.sampled_from(list(_places(value))[1:]))
-        node = value
-        for key in path[:-1]:
-            node = node[key]
-        old = node[path[-1]]
-        if isinstance(old, str) and draw(st.booleans()):
-            at = draw(st.integers(0, len(old)))
-            node[path[-1]] = old[:at] + draw(SPLICE) + old[at:]
-        else:
-            node[path[-1]] = draw(ODD)
-    return value
-
-
-FRESH = "<a fresh event id>"
-"""Replaced by a new id at each request: a drawn id would repeat and be answered as a
-duplicate before the code behind the de-duplication is reached."""
-
-
-def _encode(value: Any) -> bytes:
-    return json.dumps(value).encode()
-
-
-def _fresh(body: bytes) -> bytes:
-    return body.replace(FRESH.encode(), uuid.uuid4().hex.encode())
-
-
-def _deep(depth: int) -> bytes:
-    return b'{"a":' * depth + b"1" + b"}" * depth
-
-
-BODIES = st.one_of(
-    st.binary(max_size=64),
-    st.integers(1, 200_000).map(_deep),
-    st.just(b""),
-)
-"""Bodies that are not JSON objects at all."""
+# --- what the document cannot describe, by hypothesis (strategies: fuzz_strategies.py) ---
 
 
 def _post(
@@ -418,7 +330,7 @@ TIMESTAMPS = st.one_of(
 
 
 @hypothesis.given(
-    payload=st.one_of(*[WEBHOOK_EVENTS.map(_encode)] * 4, BODIES),
+    payload=st.one_of(*[WEBHOOK_EVENTS.map(encode)] * 4, BODIES),
     stamp=TIMESTAMPS,
     signing=st.sampled_from(["good", "good", "good", "wrong secret", "garbage", "missing"]),
     garbage=HEADER,
@@ -428,7 +340,7 @@ def test_webhook_bodies(
     target: Target, quiet: None, payload: bytes, stamp: str, signing: str, garbage: str
 ) -> None:
     stamp = str(time.time()) if stamp == "now" else stamp
-    payload = _fresh(payload)
+    payload = fresh(payload)
     headers = {"Content-Type": "application/json", "X-Timestamp": stamp.encode("latin-1")}
     if signing != "missing":
         secret = SECRET if signing == "good" else SECRET[::-1]
@@ -483,7 +395,7 @@ CIPHERTEXTS = st.one_of(
 
 
 @hypothesis.given(
-    plain=st.one_of(*[FEISHU_EVENTS.map(_encode)] * 4, BODIES),
+    plain=st.one_of(*[FEISHU_EVENTS.map(encode)] * 4, BODIES),
     wrapping=st.sampled_from(["plain", "encrypted", "encrypted", "bad ciphertext"]),
     ciphertext=CIPHERTEXTS,
     signing=st.sampled_from(["good", "good", "good", "wrong", "missing"]),
@@ -499,14 +411,14 @@ def test_feishu_events(
     signing: str,
     garbage: str,
 ) -> None:
-    plain = _fresh(plain)
+    plain = fresh(plain)
     if wrapping == "encrypted":
         try:
             body = _encrypted(plain)
         except UnicodeDecodeError:
             body = plain
     elif wrapping == "bad ciphertext":
-        body = _encode({"encrypt": ciphertext})
+        body = encode({"encrypt": ciphertext})
     else:
         body = plain
     headers: dict[str, Any] = {"Content-Type": "application/json"}
@@ -525,7 +437,7 @@ def test_feishu_events(
 
 
 WIDGET_BODIES = st.one_of(
-    *[mutated(st.fixed_dictionaries({"text": TEXT})).map(_encode)] * 4,
+    *[mutated(st.fixed_dictionaries({"text": TEXT})).map(encode)] * 4,
     BODIES,
 )
 
@@ -638,8 +550,8 @@ MCP_CALLS = st.one_of(
     _rpc("initialize", st.fixed_dictionaries({"protocolVersion": TEXT})),
 )
 MCP_BODIES = st.one_of(
-    *[mutated(MCP_CALLS).map(_encode)] * 3,
-    mutated(st.lists(MCP_CALLS, min_size=1, max_size=3)).map(_encode),
+    *[mutated(MCP_CALLS).map(encode)] * 3,
+    mutated(st.lists(MCP_CALLS, min_size=1, max_size=3)).map(encode),
     BODIES,
 )
 
