@@ -2,6 +2,7 @@
 agent by console login) and event-stream helpers."""
 
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
@@ -12,7 +13,16 @@ from glm_agent.serving._state import sse
 from glm_agent.serving.bot import _console as console
 from glm_agent.serving.bot._bot import SupportBot
 
-__all__ = ["Bot", "address", "agent_name", "convo", "customer", "event_id", "sse_event"]
+__all__ = [
+    "Bot",
+    "address",
+    "agent_name",
+    "convo",
+    "customer",
+    "event_id",
+    "event_stream",
+    "sse_event",
+]
 
 Bot = Annotated[SupportBot, Depends(get_support)]
 
@@ -37,6 +47,25 @@ def sse_event(event: dict[str, Any]) -> str:
     """An event-log entry as a server-sent event (its sequence number as the event id)."""
     seq = event.pop("seq", None)
     return sse(event, event=event["type"], id=seq)
+
+
+async def event_stream(
+    request: Request,
+    start: int,
+    rows_after: Callable[[int], Awaitable[list[tuple[int, dict[str, Any]]]]],
+) -> AsyncIterator[str]:
+    """An event log as server-sent events: `: connected`, then every row after `start` as
+    `rows_after(seen)` (which waits a while for new ones) gives them, a ping when a wait ends
+    with none, until the client leaves."""
+    seen = start
+    yield ": connected\n\n"
+    while not await request.is_disconnected():
+        rows = await rows_after(seen)
+        if not rows:
+            yield ": ping\n\n"
+        for seq, event in rows:
+            seen = seq
+            yield sse_event({**event, "seq": seq})
 
 
 def customer(

@@ -24,6 +24,7 @@ from glm_agent.serving.bot._route_deps import (
     convo,
     customer,
     event_id,
+    event_stream,
     sse_event,
 )
 
@@ -171,18 +172,10 @@ async def events(
 ) -> Any:
     start = after if after is not None else event_id(last_event_id, 0)
 
-    async def stream() -> AsyncIterator[str]:
-        seen = start
-        yield ": connected\n\n"
-        while not await request.is_disconnected():
-            rows = await bot.events_after(conv.id, seen, timeout=bot.heartbeat)
-            if not rows:
-                yield ": ping\n\n"
-            for seq, event in rows:
-                seen = seq
-                yield sse_event({**event, "seq": seq})
+    async def rows_after(seen: int) -> list[tuple[int, dict[str, Any]]]:
+        return await bot.events_after(conv.id, seen, timeout=bot.heartbeat)
 
-    return sse_response(stream())
+    return sse_response(event_stream(request, start, rows_after))
 
 
 @router.get("/v1/support/conversations/{conversation_id}")
@@ -315,22 +308,15 @@ async def console_events(
     start = after if after is not None else event_id(last_event_id, bot.db.last_console_seq())
     key = "console:" + bot.tenant
 
-    async def stream() -> AsyncIterator[str]:
-        seen = start
-        yield ": connected\n\n"
-        while not await request.is_disconnected():
-            ev = bot.notifier.event(key)
+    async def rows_after(seen: int) -> list[tuple[int, dict[str, Any]]]:
+        ev = bot.notifier.event(key)
+        rows = bot.db.console_events(bot.tenant, seen)
+        if not rows:
+            await bot.notifier.wait(ev, min(bot.heartbeat, 1.0))
             rows = bot.db.console_events(bot.tenant, seen)
-            if not rows:
-                await bot.notifier.wait(ev, min(bot.heartbeat, 1.0))
-                rows = bot.db.console_events(bot.tenant, seen)
-                if not rows:
-                    yield ": ping\n\n"
-            for seq, event in rows:
-                seen = seq
-                yield sse_event({**event, "seq": seq})
+        return rows
 
-    return sse_response(stream())
+    return sse_response(event_stream(request, start, rows_after))
 
 
 @router.get("/v1/console/curated")
