@@ -8,9 +8,12 @@ next one skips them and takes the rest from the embedding cache.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +22,8 @@ import numpy.typing as npt
 from glm_agent.retrieval._store import NewFile
 from glm_agent.retrieval.chunking import chunk_sections
 from glm_agent.retrieval.lexical import tokenize
-from glm_agent.retrieval.records import IngestProgress, IngestReport, Section
+from glm_agent.retrieval.loaders import DocumentLoadError, iter_files, read_document
+from glm_agent.retrieval.records import FileFailure, IngestProgress, IngestReport, Section
 
 if TYPE_CHECKING:
     from glm_agent.retrieval.knowledge_base import KnowledgeBase
@@ -113,3 +117,71 @@ class Batcher:
 
     def close(self) -> None:
         self._pool.shutdown()
+
+
+def ingest_path(
+    kb: KnowledgeBase,
+    path: Path,
+    *,
+    include: Sequence[str] | None,
+    exclude: Sequence[str],
+    tags: Sequence[str],
+    tenant: str | None,
+    progress: ProgressCallback | None,
+    prune: bool,
+    source_root: str | None,
+) -> IngestReport:
+    """`KnowledgeBase.ingest`: bring `kb` in line with the files under `path` (see there)."""
+    t0 = time.perf_counter()
+    root = Path(path).resolve()
+    report = IngestReport()
+    meta: dict[str, Any] = {"tags": list(tags)} if tags else {}
+    if tenant is not None:
+        meta["tenant"] = tenant
+    salt = json.dumps(meta, sort_keys=True).encode()  # new tags or tenant re-index a file
+    files = list(iter_files(root, include=include, exclude=exclude))  # may fail: no change
+    base = root if root.is_dir() else root.parent
+
+    def source_of(f: Path) -> str:
+        if source_root is None:
+            return str(f.resolve())
+        return f"{source_root.rstrip('/')}/{f.relative_to(base).as_posix()}"
+
+    with kb._ingest_lock:
+        known = kb._backend.file_hashes()
+        batch = Batcher(kb, report, progress, len(files), known)
+        batch.emit("start")
+        seen: set[str] = set()
+        try:
+            for f in files:
+                source = source_of(f)
+                seen.add(source)
+                try:
+                    digest = hashlib.sha256(f.read_bytes() + salt).hexdigest()
+                    if known.get(source) == digest:
+                        report.skipped.append(source)
+                        batch.finished(source, "skipped")
+                        continue
+                    doc = read_document(f)
+                except (DocumentLoadError, OSError) as e:
+                    report.failed.append(FileFailure(source, str(e)))
+                    batch.finished(source, "failed")
+                    continue
+                report.warnings += [f"{source}: {n}" for n in doc.notes]
+                batch.add(source, digest, doc.title, doc.sections, meta)
+            batch.flush()
+        finally:
+            batch.close()
+        if source_root is not None:
+            prefix = source_of(root) if root.is_file() else source_root.rstrip("/") + "/"
+        else:
+            prefix = str(root) if root.is_file() else str(root).rstrip("/") + "/"
+        gone = [s for s in known if (s == prefix or s.startswith(prefix)) and s not in seen]
+        report.removed = sorted({*(gone if prune else []), *batch.emptied})
+        if report.removed:
+            with kb._lock:
+                kb._backend.write([], np.zeros((0, kb.embedder.dim), np.float32), report.removed)
+        kb._backend.checkpoint()
+        report.seconds = time.perf_counter() - t0
+        batch.emit("done")
+    return report

@@ -37,15 +37,14 @@ import numpy.typing as npt
 import glm_agent.tracing as tracing
 from glm_agent.exceptions import UserError
 from glm_agent.retrieval._backend import Backend
-from glm_agent.retrieval._ingest import Batcher, ProgressCallback, index_text
+from glm_agent.retrieval._ingest import Batcher, ProgressCallback, index_text, ingest_path
 from glm_agent.retrieval._store import Row
 from glm_agent.retrieval.chunking import TokenCounter
 from glm_agent.retrieval.context import format_context
 from glm_agent.retrieval.embedders import Embedder, covers, resolve_embedder
 from glm_agent.retrieval.embedding_cache import CachedEmbedder
 from glm_agent.retrieval.lexical import convex_fuse, rrf_fuse, tokenize
-from glm_agent.retrieval.loaders import DocumentLoadError, iter_files, read_document
-from glm_agent.retrieval.records import FileFailure, Hit, IngestReport, Section
+from glm_agent.retrieval.records import Hit, IngestReport, Section
 from glm_agent.retrieval.rerank import Reranker
 
 __all__ = ["KnowledgeBase", "SearchMode"]
@@ -233,61 +232,17 @@ class KnowledgeBase:
                 absolute paths, so that processes holding the same files in different places
                 (server replicas) address the same documents.
         """
-        t0 = time.perf_counter()
-        root = Path(path).resolve()
-        report = IngestReport()
-        meta: dict[str, Any] = {"tags": list(tags)} if tags else {}
-        if tenant is not None:
-            meta["tenant"] = tenant
-        salt = json.dumps(meta, sort_keys=True).encode()  # new tags or tenant re-index a file
-        files = list(iter_files(root, include=include, exclude=exclude))  # may fail: no change
-        base = root if root.is_dir() else root.parent
-
-        def source_of(f: Path) -> str:
-            if source_root is None:
-                return str(f.resolve())
-            return f"{source_root.rstrip('/')}/{f.relative_to(base).as_posix()}"
-
-        with self._ingest_lock:
-            known = self._backend.file_hashes()
-            batch = Batcher(self, report, progress, len(files), known)
-            batch.emit("start")
-            seen: set[str] = set()
-            try:
-                for f in files:
-                    source = source_of(f)
-                    seen.add(source)
-                    try:
-                        digest = hashlib.sha256(f.read_bytes() + salt).hexdigest()
-                        if known.get(source) == digest:
-                            report.skipped.append(source)
-                            batch.finished(source, "skipped")
-                            continue
-                        doc = read_document(f)
-                    except (DocumentLoadError, OSError) as e:
-                        report.failed.append(FileFailure(source, str(e)))
-                        batch.finished(source, "failed")
-                        continue
-                    report.warnings += [f"{source}: {n}" for n in doc.notes]
-                    batch.add(source, digest, doc.title, doc.sections, meta)
-                batch.flush()
-            finally:
-                batch.close()
-            if source_root is not None:
-                prefix = source_of(root) if root.is_file() else source_root.rstrip("/") + "/"
-            else:
-                prefix = str(root) if root.is_file() else str(root).rstrip("/") + "/"
-            gone = [s for s in known if (s == prefix or s.startswith(prefix)) and s not in seen]
-            report.removed = sorted({*(gone if prune else []), *batch.emptied})
-            if report.removed:
-                with self._lock:
-                    self._backend.write(
-                        [], np.zeros((0, self.embedder.dim), np.float32), report.removed
-                    )
-            self._backend.checkpoint()
-            report.seconds = time.perf_counter() - t0
-            batch.emit("done")
-        return report
+        return ingest_path(
+            self,
+            Path(path),
+            include=include,
+            exclude=exclude,
+            tags=tags,
+            tenant=tenant,
+            progress=progress,
+            prune=prune,
+            source_root=source_root,
+        )
 
     def add_documents(
         self, documents: Iterable[Mapping[str, Any]], *, progress: ProgressCallback | None = None
